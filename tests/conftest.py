@@ -1,0 +1,117 @@
+"""Collects device tests (tests/device/dt_*.py) for both interpreters.
+
+Every `test_*` function in a dt_ file becomes two items: `name[cpython]`, run in this
+process, and `name[unix]`, run on the MicroPython unix port. The unix-port run executes
+the whole file in one `micropython` process (started once, bounded by a timeout) and each
+item reports its own slice of that process's output.
+"""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from mpy import LIB, micropython_cmd, micropython_env  # noqa: E402
+
+DEVICE_DIR = LIB.parent / "tests" / "device"
+UNIX_FILE_TIMEOUT_S = 600
+
+for p in (str(LIB), str(DEVICE_DIR)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    # pyproject's python_files routes dt_*.py here; they are not imported by pytest itself.
+    if module_path.parent == DEVICE_DIR and module_path.name.startswith("dt_"):
+        return DeviceModule.from_parent(parent, path=module_path)
+    return None
+
+
+def _test_names(path):
+    names = []
+    for line in path.read_text().splitlines():
+        if line.startswith("def test_"):
+            names.append(line[4 : line.index("(")])
+    return names
+
+
+class DeviceModule(pytest.File):
+    def collect(self):
+        for name in _test_names(self.path):
+            yield DeviceItem.from_parent(self, name=name + "[cpython]", fn=name, interp="cpython")
+            yield DeviceItem.from_parent(self, name=name + "[unix]", fn=name, interp="unix")
+
+    _unix_results = None
+
+    def unix_results(self):
+        if self._unix_results is None:
+            self._unix_results = _run_unix(self.path)
+        return self._unix_results
+
+
+def _run_unix(path):
+    cmd = micropython_cmd(DEVICE_DIR / "runner.py", path.stem)
+    try:
+        proc = subprocess.run(
+            cmd,
+            env=micropython_env(DEVICE_DIR),
+            cwd=str(DEVICE_DIR),
+            capture_output=True,
+            text=True,
+            timeout=UNIX_FILE_TIMEOUT_S,
+            errors="replace",
+        )
+        out, err, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        out, err, rc = out or "", "timed out after %d s" % UNIX_FILE_TIMEOUT_S, None
+    results = {}
+    current, buf = None, []
+    for line in out.splitlines():
+        if line.startswith("@@TEST "):
+            current, buf = line[7:], []
+        elif line.startswith("@@PASS ") or line.startswith("@@FAIL "):
+            results[line[7:]] = [line.startswith("@@PASS"), buf]
+            buf = []
+        elif line.startswith("@@DONE "):
+            results[line[7:]][1] = results[line[7:]][1] + buf
+            current = None
+        elif current is not None:
+            buf.append(line)
+    tail = "\n".join(buf[-60:])
+    return results, "exit code %s\nstderr:\n%s\nlast output:\n%s" % (rc, err[-4000:], tail)
+
+
+class DeviceTestFailure(Exception):
+    pass
+
+
+class DeviceItem(pytest.Item):
+    def __init__(self, *, fn, interp, **kw):
+        super().__init__(**kw)
+        self.fn = fn
+        self.interp = interp
+        self.add_marker(getattr(pytest.mark, interp))
+
+    def runtest(self):
+        if self.interp == "cpython":
+            mod = importlib.import_module(self.path.stem)
+            getattr(mod, self.fn)()
+            return
+        results, summary = self.parent.unix_results()
+        if self.fn not in results:
+            raise DeviceTestFailure("did not run on the unix port\n" + summary)
+        ok, lines = results[self.fn]
+        if not ok:
+            raise DeviceTestFailure("\n".join(lines))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, DeviceTestFailure):
+            return "[unix port] %s\n%s" % (self.fn, excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, "%s[%s]" % (self.fn, self.interp)
