@@ -165,14 +165,12 @@ def _resolve(records):
         unit = rec.get("u", bu)
         if unit is not None:
             res["u"] = unit
+        # Base value and base sum are added to a value or sum the record has; a record
+        # without one does not get one made up.
         if "v" in rec:
             res["v"] = rec["v"] + bv if bv is not None else rec["v"]
-        elif bv is not None and not ("vs" in rec or "vb" in rec or "vd" in rec):
-            res["v"] = bv
         if "s" in rec:
             res["s"] = rec["s"] + bs if bs is not None else rec["s"]
-        elif bs is not None:
-            res["s"] = bs
         for name in ("vs", "vb", "vd", "ut"):
             if name in rec:
                 res[name] = rec[name]
