@@ -1,0 +1,612 @@
+"""Asyncio MQTT 3.1.1 client for MicroPython and CPython: QoS 0/1/2 both ways, keepalive.
+
+    client = MQTTClient("dev1", "broker.example", 8883, ssl=ctx, keepalive=30,
+                        on_message=lambda topic, payload, retain, qos: print(topic, payload))
+    await client.connect()
+    await client.subscribe("cmd/#", qos=1)
+    await client.publish("data", b"42", qos=1)   # returns after PUBACK
+    await client.wait_closed()                    # returns when the connection died
+
+One connection per connect(); the session layer reconnects (a new connect() on the same
+object resets every packet id and window). Two tasks run while connected: the reader
+(parses packets from one preallocated buffer of max_packet bytes) and the ticker (keepalive,
+dead-connection detection, DUP retransmission, and the wake-up that bounds every wait).
+
+Failure modes:
+- EOF, a read/write error, 1.5 x keepalive without any packet from the broker, or a
+  malformed packet: the connection is closed, `wait_closed()` returns, `close_reason` says
+  why, and every pending publish()/subscribe() raises MQTTError.
+- A packet larger than max_packet is read in buffer-sized chunks and dropped without being
+  allocated (stats["oversize_dropped"]); the connection stays up. If it was a QoS 1/2
+  PUBLISH whose packet id fits in the first chunk, it is acknowledged so the broker does not
+  hold its in-flight slot forever.
+- on_message raising: logged, stats["callback_errors"] += 1, connection kept.
+"""
+
+import asyncio
+
+from tether import log
+from tether.compat import const, ticks_add, ticks_diff, ticks_ms
+from tether.mqtt_packet import (
+    CONNACK_REASONS,
+    DISCONNECT_PACKET,
+    PINGREQ_PACKET,
+    MQTTError,
+    connect_packet,
+    header_size,
+    publish_header_size,
+    put_ack,
+    put_publish_header,
+    remaining_length,
+    subscribe_packet,
+    unsubscribe_packet,
+)
+from tether.mqtt_stream import Transport, move_down, set_nodelay, sleep_ms, wait_for_ms
+
+_log = log.getLogger("mqtt")
+
+# Packet types (duplicated from mqtt_packet as module-private consts: no RAM, no lookups).
+_CONNACK = const(2)
+_PUBLISH = const(3)
+_PUBACK = const(4)
+_PUBREC = const(5)
+_PUBREL = const(6)
+_PUBCOMP = const(7)
+_SUBACK = const(9)
+_UNSUBACK = const(11)
+_PINGRESP = const(13)
+
+# In-flight entry: [state, topic, payload, qos, retain, last_sent_ticks]
+_DONE = const(0)
+_WAIT_ACK = const(1)  # PUBACK (QoS 1) or PUBREC (QoS 2)
+_WAIT_COMP = const(2)  # PUBREL sent, PUBCOMP awaited
+_E_STATE = const(0)
+_E_SENT = const(5)
+
+_TX_SIZE = const(256)  # a PUBLISH that fits goes out in one write (one TCP segment)
+_ETIMEDOUT = const(110)
+
+
+class MQTTConnectError(MQTTError):
+    """The broker refused CONNECT; `.code` is the CONNACK return code (1..5)."""
+
+    def __init__(self, code):
+        reason = CONNACK_REASONS[code] if 0 < code < len(CONNACK_REASONS) else "unknown code"
+        super().__init__("connection refused (%d): %s" % (code, reason))
+        self.code = code
+
+
+class _Malformed(Exception):
+    pass
+
+
+class MQTTClient:
+    def __init__(
+        self,
+        client_id,
+        server,
+        port=1883,
+        *,
+        user=None,
+        password=None,
+        keepalive=60,
+        ssl=None,
+        server_hostname=None,
+        will=None,
+        clean_session=True,
+        max_packet=16384,
+        max_inflight=8,
+        connect_timeout_ms=10000,
+        ack_timeout_ms=30000,
+        retry_ms=5000,
+        on_message=None,
+        open_connection=None,
+    ):
+        if max_packet < 64:
+            raise ValueError("max_packet")
+        self.client_id = client_id
+        self.server = server
+        self.port = port
+        self._user = user
+        self._password = password
+        self._keepalive = keepalive
+        self._ssl = ssl
+        self._server_hostname = server_hostname
+        self._will = will
+        self._clean = clean_session
+        self._max_inflight = max(1, max_inflight)
+        self._connect_timeout = connect_timeout_ms
+        self._ack_timeout = ack_timeout_ms
+        self._retry_ms = retry_ms
+        self.on_message = on_message
+        self._open = open_connection
+        # The big buffers are allocated once, here, while the heap is still unfragmented.
+        self._buf = bytearray(max_packet)
+        self._mv = memoryview(self._buf)
+        self._tx = bytearray(_TX_SIZE)
+        self._txmv = memoryview(self._tx)
+        self._ackbuf = bytearray(4)
+        ka_ms = keepalive * 1000
+        self._tick_ms = max(20, min(500, (ka_ms // 8) if ka_ms else 500, retry_ms // 4))
+        self.connected = False
+        self.close_reason = None
+        self._alive = False
+        self._t = None
+        self._reader_task = None
+        self._tick_task = None
+        self._ev = asyncio.Event()  # pulsed on every ack, tick and death: waiters re-check
+        self._closed_ev = asyncio.Event()
+        self._pid = 0
+        self._inflight = {}
+        self._pending = {}
+        self._rx_qos2 = set()
+        self._connack = -1
+        self._last_rx = self._last_tx = ticks_ms()
+        self.stats = {
+            "connects": 0,
+            "packets_in": 0,
+            "packets_out": 0,
+            "messages_in": 0,
+            "messages_out": 0,
+            "oversize_dropped": 0,
+            "callback_errors": 0,
+            "protocol_errors": 0,
+            "retransmits": 0,
+            "duplicates_dropped": 0,
+            "pings": 0,
+            "pongs": 0,
+        }
+
+    # ---- connection lifecycle -------------------------------------------------------
+
+    async def connect(self):
+        """Open the stream, send CONNECT, return after CONNACK accepted.
+
+        Raises MQTTConnectError (refused, `.code`), OSError (network; ETIMEDOUT when the
+        TCP/TLS connect takes longer than connect_timeout_ms) or MQTTError (no CONNACK in
+        time, connection closed, protocol error)."""
+        if self._alive:
+            raise MQTTError("already connected")
+        self._inflight = {}
+        self._pending = {}
+        self._rx_qos2 = set()
+        self._connack = -1
+        self.close_reason = None
+        self._ev = asyncio.Event()
+        self._closed_ev = asyncio.Event()
+        t0 = ticks_ms()
+        deadline = ticks_add(t0, self._connect_timeout)
+        opener = self._open or asyncio.open_connection
+        kw = {}
+        if self._ssl is not None:
+            kw["ssl"] = self._ssl
+            if self._server_hostname is not None:
+                kw["server_hostname"] = self._server_hostname
+        try:
+            reader, writer = await wait_for_ms(
+                opener(self.server, self.port, **kw), self._connect_timeout
+            )
+        except asyncio.TimeoutError:
+            raise OSError(_ETIMEDOUT, "connect to %s:%d timed out" % (self.server, self.port))
+        self._t = Transport(reader, writer)
+        if self._ssl is None:
+            set_nodelay(writer)
+        self._alive = True
+        self._last_rx = self._last_tx = ticks_ms()
+        self._reader_task = asyncio.create_task(self._read_loop())
+        self._tick_task = asyncio.create_task(self._tick_loop())
+        try:
+            pkt = connect_packet(
+                self.client_id,
+                self._keepalive,
+                self._user,
+                self._password,
+                self._will,
+                self._clean,
+            )
+            await self._send(pkt)
+            del pkt
+            while self._connack < 0:
+                await self._wait(deadline, "CONNACK")
+        except BaseException:
+            self._die("connect failed")
+            raise
+        code = self._connack
+        if code:
+            self._die("connection refused")
+            raise MQTTConnectError(code)
+        self.connected = True
+        self.stats["connects"] += 1
+        _log.info(
+            "connected to %s:%d in %d ms", self.server, self.port, ticks_diff(ticks_ms(), t0)
+        )
+
+    async def disconnect(self):
+        """Send DISCONNECT (bounded by connect_timeout_ms) and close: no will is published."""
+        if self._alive:
+            try:
+                await wait_for_ms(self._send(DISCONNECT_PACKET), self._connect_timeout)
+            except Exception:
+                pass
+        self._die("disconnected by the application")
+
+    def close(self):
+        """Abort the connection at once (the broker publishes the will, if any)."""
+        self._die("closed by the application")
+
+    async def wait_closed(self):
+        """Return when the connection has died (at once if it is not open)."""
+        if self._alive:
+            await self._closed_ev.wait()
+
+    def _die(self, reason):
+        if not self._alive:
+            return
+        self._alive = False
+        self.connected = False
+        self.close_reason = reason
+        _log.warning("connection closed: %s", reason)
+        cur = asyncio.current_task()
+        for task in (self._reader_task, self._tick_task):
+            if task is not None and task is not cur and not task.done():
+                task.cancel()
+        self._t.abort()
+        self._pulse()
+        self._closed_ev.set()
+
+    # ---- waiting ----------------------------------------------------------------------
+
+    def _pulse(self):
+        # Wakes every waiter once; each re-checks its own condition and deadline.
+        self._ev.set()
+        self._ev.clear()
+
+    async def _wait(self, deadline, what):
+        if not self._alive:
+            raise MQTTError("connection lost waiting for " + what)
+        if ticks_diff(deadline, ticks_ms()) <= 0:
+            raise MQTTError("timed out waiting for " + what)
+        await self._ev.wait()
+
+    def _deadline(self, timeout_ms):
+        return ticks_add(ticks_ms(), self._ack_timeout if timeout_ms is None else timeout_ms)
+
+    def _new_pid(self):
+        pid = self._pid
+        while True:
+            pid = pid + 1 if pid < 65535 else 1
+            if pid not in self._inflight and pid not in self._pending:
+                self._pid = pid
+                return pid
+
+    # ---- sending ----------------------------------------------------------------------
+
+    async def _send(self, pkt):
+        t = self._t
+        if not self._alive:
+            raise MQTTError("not connected")
+        try:
+            async with t._lock:
+                t._w.write(pkt)
+                await t._w.drain()
+        except Exception as exc:
+            self._die("write failed: %r" % (exc,))
+            raise MQTTError("write failed")
+        self._sent()
+
+    def _sent(self):
+        self._last_tx = ticks_ms()
+        self.stats["packets_out"] += 1
+
+    async def _send_ack(self, ptype, pid):
+        t = self._t
+        if not self._alive:
+            raise MQTTError("not connected")
+        try:
+            async with t._lock:
+                # Filled under the lock: another task may be waiting to use the same buffer.
+                put_ack(self._ackbuf, ptype, pid)
+                t._w.write(self._ackbuf)
+                await t._w.drain()
+        except Exception as exc:
+            self._die("write failed: %r" % (exc,))
+            raise MQTTError("write failed")
+        self._sent()
+
+    async def _send_publish(self, topic, payload, qos, retain, dup, pid):
+        t = self._t
+        if not self._alive:
+            raise MQTTError("not connected")
+        plen = len(payload)
+        hlen = publish_header_size(len(topic), plen, qos)
+        try:
+            async with t._lock:
+                w = t._w
+                if hlen + plen <= len(self._tx):
+                    put_publish_header(self._tx, topic, plen, qos, retain, dup, pid)
+                    self._tx[hlen : hlen + plen] = payload
+                    w.write(self._txmv[: hlen + plen])
+                else:
+                    if hlen > len(self._tx):  # a topic longer than ~250 bytes: grow once
+                        self._tx = bytearray(hlen)
+                        self._txmv = memoryview(self._tx)
+                    put_publish_header(self._tx, topic, plen, qos, retain, dup, pid)
+                    w.write(self._txmv[:hlen])
+                    w.write(payload)
+                await w.drain()
+        except Exception as exc:
+            self._die("write failed: %r" % (exc,))
+            raise MQTTError("write failed")
+        self._sent()
+        self.stats["messages_out"] += 1
+
+    # ---- public operations ------------------------------------------------------------
+
+    async def subscribe(self, topic, qos=0, timeout_ms=None):
+        """Subscribe to one filter; return the granted QoS (MQTTError if refused)."""
+        if qos not in (0, 1, 2):
+            raise ValueError("qos")
+        code = await self._request(subscribe_packet, topic, qos, timeout_ms, "SUBACK")
+        if code == 0x80:
+            raise MQTTError("subscription to %s refused" % topic)
+        return code
+
+    async def unsubscribe(self, topic, timeout_ms=None):
+        await self._request(unsubscribe_packet, topic, None, timeout_ms, "UNSUBACK")
+
+    async def _request(self, build, topic, qos, timeout_ms, what):
+        if not self.connected:
+            raise MQTTError("not connected")
+        deadline = self._deadline(timeout_ms)
+        pid = self._new_pid()
+        slot = [-1]
+        self._pending[pid] = slot
+        try:
+            await self._send(build(pid, topic, qos) if qos is not None else build(pid, topic))
+            while slot[0] < 0:
+                await self._wait(deadline, what)
+        finally:
+            if self._pending.get(pid) is slot:
+                del self._pending[pid]
+        return slot[0]
+
+    async def publish(self, topic, payload, qos=0, retain=False, timeout_ms=None):
+        """Publish; QoS 1 returns after PUBACK, QoS 2 after PUBCOMP.
+
+        At most max_inflight QoS 1/2 publishes are outstanding; further calls wait for a
+        slot. Waiting for the slot and for the acknowledgement is bounded by timeout_ms
+        (default ack_timeout_ms); on timeout the message is given up (MQTTError). An
+        unacknowledged PUBLISH/PUBREL is sent again with DUP every retry_ms meanwhile.
+        The payload object is kept (not copied) until then: do not modify it."""
+        if qos not in (0, 1, 2):
+            raise ValueError("qos")
+        if not self.connected:
+            raise MQTTError("not connected")
+        if isinstance(topic, str):
+            topic = topic.encode()
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if not qos:
+            await self._send_publish(topic, payload, 0, retain, False, 0)
+            return
+        deadline = self._deadline(timeout_ms)
+        while len(self._inflight) >= self._max_inflight:
+            await self._wait(deadline, "a free in-flight slot")
+        pid = self._new_pid()
+        entry = [_WAIT_ACK, topic, payload, qos, retain, ticks_ms()]
+        inflight = self._inflight
+        inflight[pid] = entry
+        try:
+            await self._send_publish(topic, payload, qos, retain, False, pid)
+            while entry[_E_STATE] != _DONE:
+                await self._wait(deadline, "PUBACK" if qos == 1 else "PUBCOMP")
+        finally:
+            if inflight.get(pid) is entry:
+                del inflight[pid]
+                self._pulse()  # a window slot is free
+
+    # ---- ticker: keepalive, dead connection, retransmission ---------------------------
+
+    async def _tick_loop(self):
+        ka = self._keepalive * 1000
+        try:
+            while self._alive:
+                await sleep_ms(self._tick_ms)
+                now = ticks_ms()
+                if ka and ticks_diff(now, self._last_rx) >= ka + ka // 2:
+                    self._die("nothing received for 1.5 x keepalive (%d s)" % self._keepalive)
+                    return
+                lock_free = not self._t._lock.locked()
+                if (
+                    ka
+                    and self.connected
+                    and lock_free
+                    and ticks_diff(now, self._last_tx) >= ka // 2
+                ):
+                    self.stats["pings"] += 1
+                    await self._send(PINGREQ_PACKET)
+                if self._inflight and self.connected:
+                    await self._retransmit(now)
+                self._pulse()
+        except MQTTError:
+            pass  # the send already closed the connection
+
+    async def _retransmit(self, now):
+        for pid in list(self._inflight):  # a copy: sending yields and the dict may change
+            e = self._inflight.get(pid)
+            if e is None or e[_E_STATE] == _DONE or ticks_diff(now, e[_E_SENT]) < self._retry_ms:
+                continue
+            e[_E_SENT] = now
+            self.stats["retransmits"] += 1
+            if e[_E_STATE] == _WAIT_COMP:
+                await self._send_ack(_PUBREL, pid)
+            else:
+                await self._send_publish(e[1], e[2], e[3], e[4], True, pid)
+
+    # ---- reader -----------------------------------------------------------------------
+
+    async def _read_loop(self):
+        buf = self._buf
+        mv = self._mv
+        size = len(buf)
+        t = self._t
+        start = end = 0
+        skip = 0  # bytes of an oversize packet still to drop
+        reason = "connection closed by the broker (EOF)"
+        try:
+            while True:
+                n = await t.readinto(mv[end:] if end else mv)
+                if n <= 0:
+                    break
+                self._last_rx = ticks_ms()
+                if skip:
+                    if n <= skip:
+                        skip -= n
+                        continue
+                    start, end, skip = skip, n, 0
+                else:
+                    end += n
+                while end - start >= 2:
+                    hs = header_size(buf, start, end)
+                    if hs == 0:
+                        break
+                    if hs < 0:
+                        raise _Malformed("remaining length longer than 4 bytes")
+                    total = hs + remaining_length(buf, start)
+                    if total > size:
+                        skip = total - (end - start)
+                        ack = self._oversize(start, hs, end)
+                        start = end = 0
+                        if ack:
+                            await self._send_ack(ack >> 16, ack & 0xFFFF)
+                        break
+                    if end - start < total:
+                        break
+                    self.stats["packets_in"] += 1
+                    ack = self._handle(buf[start] >> 4, buf[start] & 15, start + hs, total - hs)
+                    start += total
+                    if ack:
+                        await self._send_ack(ack >> 16, ack & 0xFFFF)
+                if start == end:
+                    start = end = 0
+                elif start:
+                    end = move_down(buf, mv, start, end)
+                    start = 0
+        except _Malformed as exc:
+            self.stats["protocol_errors"] += 1
+            reason = "protocol error: %s" % exc
+            _log.error("malformed packet from the broker: %s", exc)
+        except MQTTError:
+            return  # a send failed and closed the connection already
+        except Exception as exc:
+            reason = "read failed: %r" % (exc,)
+        self._die(reason)
+
+    def _oversize(self, start, hs, end):
+        """Count a packet too big for the buffer; return the ack to send for it, or 0."""
+        buf = self._buf
+        self.stats["oversize_dropped"] += 1
+        first = buf[start]
+        _log.warning("dropped a packet larger than max_packet (%d bytes)", len(buf))
+        qos = (first >> 1) & 3
+        if first >> 4 != _PUBLISH or not qos or qos == 3:
+            return 0
+        off = start + hs
+        if end - off < 2:
+            return 0
+        p = off + 2 + ((buf[off] << 8) | buf[off + 1])
+        if end - p < 2:
+            return 0
+        pid = (buf[p] << 8) | buf[p + 1]
+        return ((_PUBACK if qos == 1 else _PUBREC) << 16) | pid
+
+    def _handle(self, ptype, flags, off, rl):
+        """Act on one complete packet at buf[off:off+rl]; return an ack (type<<16|pid) or 0."""
+        buf = self._buf
+        if self._connack < 0 and ptype != _CONNACK:
+            raise _Malformed("packet type %d before CONNACK" % ptype)
+        if ptype == _PUBLISH:
+            return self._on_publish(flags, off, rl)
+        if flags != (2 if ptype == _PUBREL else 0):
+            raise _Malformed("reserved flags %d in packet type %d" % (flags, ptype))
+        if ptype == _PINGRESP:
+            if rl:
+                raise _Malformed("PINGRESP with a body")
+            self.stats["pongs"] += 1
+            return 0
+        if ptype == _SUBACK:
+            if rl < 3:
+                raise _Malformed("short SUBACK")
+        elif rl != 2:
+            raise _Malformed("packet type %d with length %d" % (ptype, rl))
+        pid = (buf[off] << 8) | buf[off + 1]
+        if ptype == _PUBACK or ptype == _PUBCOMP:
+            e = self._inflight.get(pid)
+            if e is not None and e[3] == (1 if ptype == _PUBACK else 2):
+                if ptype == _PUBACK or e[_E_STATE] == _WAIT_COMP:
+                    e[_E_STATE] = _DONE
+                    del self._inflight[pid]
+                    self._pulse()
+            return 0
+        if ptype == _PUBREC:
+            e = self._inflight.get(pid)
+            if e is not None and e[3] == 2:
+                e[_E_STATE] = _WAIT_COMP
+                e[_E_SENT] = ticks_ms()
+            # Released even when unknown (e.g. given up): the broker must not hold it forever.
+            return (_PUBREL << 16) | pid
+        if ptype == _PUBREL:
+            self._rx_qos2.discard(pid)
+            return (_PUBCOMP << 16) | pid
+        if ptype == _SUBACK or ptype == _UNSUBACK:
+            slot = self._pending.get(pid)
+            if slot is not None:
+                slot[0] = buf[off + 2] if ptype == _SUBACK else 0
+                self._pulse()
+            return 0
+        if ptype == _CONNACK:
+            if self._connack >= 0:
+                raise _Malformed("second CONNACK")
+            code = buf[off + 1]
+            self._connack = code
+            self._pulse()
+            return 0
+        raise _Malformed("unexpected packet type %d" % ptype)
+
+    def _on_publish(self, flags, off, rl):
+        buf = self._buf
+        qos = (flags >> 1) & 3
+        if qos == 3:
+            raise _Malformed("PUBLISH with QoS 3")
+        if rl < 2:
+            raise _Malformed("short PUBLISH")
+        tlen = (buf[off] << 8) | buf[off + 1]
+        p = off + 2 + tlen
+        if qos:
+            p += 2
+        if p > off + rl:
+            raise _Malformed("topic length %d beyond the packet" % tlen)
+        try:
+            topic = str(self._mv[off + 2 : off + 2 + tlen], "utf-8")
+        except UnicodeError:
+            raise _Malformed("topic is not UTF-8")
+        pid = (buf[p - 2] << 8) | buf[p - 1] if qos else 0
+        if qos == 2:
+            if pid in self._rx_qos2:
+                # A DUP of a message delivered but not yet released: exactly once means drop.
+                self.stats["duplicates_dropped"] += 1
+                return (_PUBREC << 16) | pid
+            self._rx_qos2.add(pid)
+        self.stats["messages_in"] += 1
+        cb = self.on_message
+        if cb is not None:
+            try:
+                cb(topic, bytes(self._mv[p : off + rl]), bool(flags & 1), qos)
+            except Exception as exc:
+                self.stats["callback_errors"] += 1
+                _log.error("on_message raised %r", exc)
+        if qos == 1:
+            return (_PUBACK << 16) | pid
+        if qos == 2:
+            return (_PUBREC << 16) | pid
+        return 0

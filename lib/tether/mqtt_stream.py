@@ -1,0 +1,105 @@
+"""The one place where MicroPython and CPython asyncio streams differ for the MQTT client.
+
+- MicroPython's Stream has `readinto(buf)`, which fills the client's preallocated buffer
+  without allocating; CPython's StreamReader has only `read(n)`, so there we copy.
+- MicroPython's Stream.write() sends at once or appends to one `out_buf`; two tasks draining
+  at the same time would resend or drop bytes, so every packet is written and drained
+  under one lock (`send`).
+- MicroPython's Stream.close() does nothing; the socket closes in wait_closed(). `abort()`
+  closes the socket itself so a dead connection is released without awaiting.
+
+TCP_NODELAY (what each port offers, read from micropython 1.2x sources):
+- CPython asyncio sets TCP_NODELAY on every TCP connection already.
+- esp32 (ports/esp32/modsocket.c) exports socket.IPPROTO_TCP and socket.TCP_NODELAY and its
+  setsockopt() handles that option; lwIP ports (rp2, stm32: extmod/modlwip.c) export
+  TCP_NODELAY and accept it (their setsockopt ignores the level argument).
+- the unix port exports neither constant, but its setsockopt() passes level and option
+  straight to the OS, so Linux's numbers (IPPROTO_TCP 6, TCP_NODELAY 1) work.
+- a TLS stream wraps an SSLSocket, which has no setsockopt() on MicroPython: over TLS the
+  option cannot be set after the handshake wrapper exists, and we leave it.
+"""
+
+import asyncio
+import sys
+
+from tether.compat import MICROPYTHON
+
+if MICROPYTHON:
+    sleep_ms = asyncio.sleep_ms
+    wait_for_ms = asyncio.wait_for_ms
+else:
+
+    def sleep_ms(ms):
+        return asyncio.sleep(ms / 1000)
+
+    def wait_for_ms(aw, ms):
+        return asyncio.wait_for(aw, ms / 1000)
+
+
+def set_nodelay(writer):
+    """Best effort: disable Nagle on a MicroPython TCP stream (see module docstring)."""
+    sock = getattr(writer, "s", None)
+    if not MICROPYTHON or sock is None or not hasattr(sock, "setsockopt"):
+        return False
+    try:
+        import socket
+
+        level = getattr(socket, "IPPROTO_TCP", 6 if sys.platform == "linux" else None)
+        opt = getattr(socket, "TCP_NODELAY", 1 if sys.platform == "linux" else None)
+        if level is None or opt is None:
+            return False
+        sock.setsockopt(level, opt, 1)
+        return True
+    except Exception:  # an option the port refuses must not cost the connection
+        return False
+
+
+class Transport:
+    """A reader/writer pair from open_connection() with the few calls the client needs."""
+
+    def __init__(self, reader, writer):
+        self._r = reader
+        self._w = writer
+        self._lock = asyncio.Lock()
+        self._has_readinto = hasattr(reader, "readinto")
+
+    async def readinto(self, mv):
+        """Read at least one byte into mv; return the count, 0 at end of stream."""
+        if self._has_readinto:
+            n = await self._r.readinto(mv)
+            return n or 0  # MicroPython returns None only on a non-blocking miss
+        data = await self._r.read(len(mv))
+        n = len(data)
+        mv[:n] = data
+        return n
+
+    async def send(self, *parts):
+        """Write one packet (its parts back to back) and drain, never interleaved."""
+        async with self._lock:
+            w = self._w
+            for p in parts:
+                w.write(p)
+            await w.drain()
+
+    def abort(self):
+        w = self._w
+        try:
+            w.close()
+        except Exception:
+            pass
+        sock = getattr(w, "s", None)
+        if MICROPYTHON and sock is not None:
+            try:
+                sock.close()
+            except Exception:
+                pass
+
+
+def move_down(buf, mv, start, end):
+    """Move buf[start:end] to the front of buf (the unread tail of the receive buffer)."""
+    n = end - start
+    if MICROPYTHON:
+        mv[0:n] = mv[start:end]  # memmove, no copy on the heap beyond the view objects
+    else:
+        buf[0:n] = bytes(mv[start:end])  # CPython: overlapping memcpy is not guaranteed
+    return n
