@@ -1,0 +1,87 @@
+"""The watchdog, and the guard that feeds it only while the connection chain makes progress.
+
+A hardware watchdog fed by a timer proves only that the loop runs. Tether feeds it from a
+task that checks for *progress* (a WiFi attempt finished, the clock was set, the cloud
+connected or exchanged a message): when nothing has progressed for `stall_ms`, feeding
+stops and the watchdog resets the board. The hardware timeout stays short (the RP2040
+caps it at 8.3 s); the stall window is what the application tunes.
+
+On the unix port `FakeWDT` does what the hardware does: when not fed in time it "resets"
+by calling `on_reset` (the firmware exits the process with status 3, so a supervisor or a
+test sees the reset).
+"""
+
+import asyncio
+import sys
+
+from tether import log
+from tether.compat import const, ticks_diff, ticks_ms
+
+_RP2_MAX_MS = const(8300)
+_log = log.getLogger("wdt")
+
+
+class FakeWDT:
+    def __init__(self, timeout=5000, on_reset=None):
+        self.timeout = timeout
+        self.on_reset = on_reset
+        self.feeds = 0
+        self.expired = False
+        self._fed = ticks_ms()
+
+    def feed(self):
+        self.check()
+        self.feeds += 1
+        self._fed = ticks_ms()
+
+    def check(self):
+        """The hardware's timer, polled: fires once when the deadline has passed."""
+        if not self.expired and ticks_diff(ticks_ms(), self._fed) > self.timeout:
+            self.expired = True
+            _log.error("watchdog expired: reset")
+            if self.on_reset:
+                self.on_reset()
+
+
+def make_wdt(timeout_ms, on_reset=None):
+    """machine.WDT on a board (cannot be stopped once started); FakeWDT elsewhere."""
+    try:
+        from machine import WDT
+    except ImportError:
+        return FakeWDT(timeout_ms, on_reset)
+    if sys.platform == "rp2" and timeout_ms > _RP2_MAX_MS:
+        timeout_ms = _RP2_MAX_MS
+    return WDT(timeout=timeout_ms)
+
+
+class Guard:
+    """Feeds `wdt` every timeout/4 while progress() was called within `stall_ms`."""
+
+    def __init__(self, wdt, timeout_ms, stall_ms):
+        self.wdt = wdt
+        self.timeout_ms = timeout_ms
+        self.stall_ms = stall_ms
+        self._last = ticks_ms()
+        self.stalled = False
+
+    def progress(self, what=None):
+        self._last = ticks_ms()
+        if self.stalled:
+            _log.info("progress again (%s)", what)
+            self.stalled = False
+
+    def healthy(self):
+        return ticks_diff(ticks_ms(), self._last) < self.stall_ms
+
+    async def run(self):
+        period = max(self.timeout_ms // 4, 10) / 1000
+        while True:
+            if self.healthy():
+                self.wdt.feed()
+            elif not self.stalled:
+                self.stalled = True
+                _log.error("no progress for %d ms: letting the watchdog reset", self.stall_ms)
+            check = getattr(self.wdt, "check", None)
+            if check:
+                check()
+            await asyncio.sleep(period)
