@@ -1,0 +1,223 @@
+"""tether.arduino records, composite types and wire encoders, on both interpreters."""
+
+from harness import raises
+from tether import senml
+from tether.arduino import (
+    ArduinoCloudClient,
+    Color,
+    ColoredLight,
+    DimmedLight,
+    Location,
+    Schedule,
+    Task,
+    Television,
+    protocol,
+)
+from tether.arduino.records import CloudObject
+from tether.cbor import CBORError
+
+THING = "5f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+# -- encoders, byte for byte (docs/protocols.md section 1.4) ----------------------------------
+
+
+def test_device_begin_bytes():
+    assert _hex(protocol.device_begin("1.4.1-async")) == ("da00010700816b312e342e312d6173796e63")
+
+
+def test_thing_begin_bytes():
+    assert _hex(protocol.thing_begin()) == "da000103008160"
+
+
+def test_last_values_begin_bytes():
+    assert _hex(protocol.last_values_begin()) == "da0001050080"
+
+
+def test_get_last_values_bytes():
+    assert _hex(protocol.get_last_values()) == ("81a20063723a6d036d6765744c61737456616c756573")
+
+
+def test_scalar_push_bytes():
+    recs = []
+    CloudObject("sw1", value=True).records(recs)
+    assert _hex(protocol.values(recs)) == "81a2006373773104f5"
+    recs = []
+    CloudObject("temperature", value=25.5).records(recs)
+    assert _hex(protocol.values(recs)) == "81a2006b74656d706572617475726502fb4039800000000000"
+
+
+def test_composite_records_carry_every_field_in_order():
+    recs = []
+    ColoredLight("cl", swi=True, hue=1.0, sat=2.0, bri=3.0).records(recs)
+    assert recs == [
+        {"n": "cl:swi", "vb": True},
+        {"n": "cl:hue", "v": 1.0},
+        {"n": "cl:sat", "v": 2.0},
+        {"n": "cl:bri", "v": 3.0},
+    ]
+
+
+# -- decoding cloud commands ------------------------------------------------------------------
+
+
+def test_decode_timezone_down():
+    raw = bytes.fromhex("da0001090082190e101a6553f100")
+    assert protocol.decode_command(raw) == (protocol.TIMEZONE_DOWN, (3600, 1700000000))
+
+
+def test_decode_thing_update_and_detach():
+    tag, arg = protocol.decode_command(protocol.command(protocol.THING_UPDATE, [THING]))
+    assert (tag, arg) == (protocol.THING_UPDATE, THING)
+    tag, arg = protocol.decode_command(protocol.command(protocol.THING_DETACH, [THING]))
+    assert (tag, arg) == (protocol.THING_DETACH, THING)
+
+
+def test_decode_last_values_update_returns_the_wrapped_pack():
+    pack = senml.encode([{"n": "x", "v": 1}])
+    tag, arg = protocol.decode_command(protocol.command(protocol.LAST_VALUES_UPDATE, [pack]))
+    assert tag == protocol.LAST_VALUES_UPDATE and arg == pack
+
+
+def test_decode_command_refuses_bad_shapes():
+    bad = [
+        b"",
+        b"\x80",  # untagged array
+        protocol.command(protocol.THING_UPDATE, "x"),  # tag on a string
+        protocol.command(protocol.THING_UPDATE, []),
+        protocol.command(protocol.THING_UPDATE, [5]),
+        protocol.command(protocol.LAST_VALUES_UPDATE, ["not bytes"]),
+        protocol.command(protocol.TIMEZONE_DOWN, [1]),
+        protocol.command(protocol.TIMEZONE_DOWN, [1.5, 2]),
+        b"\x81" * 50 + b"\x00",  # deeper than the command limit
+    ]
+    for raw in bad:
+        raises(CBORError, protocol.decode_command, raw)
+
+
+def test_thing_ids_must_be_uuids():
+    assert protocol.check_thing_id(THING) == THING
+    assert protocol.check_thing_id("") == ""
+    for bad in ("#", "+", "a/b", THING[:-1] + "#", THING[:-1] + "+", THING.replace("-", "/"),
+                "x" * 36, THING + "0", "x" * 70000, 5, None, b"x"):  # fmt: skip
+        raises(protocol.ProtocolError, protocol.check_thing_id, bad)
+
+
+def test_topics():
+    assert protocol.device_topic("d", "c/up") == "/a/d/d/c/up"
+    assert protocol.thing_topic("t", "shadow/o") == "/a/t/t/shadow/o"
+
+
+# -- records ----------------------------------------------------------------------------------
+
+
+def test_scalar_kind_is_fixed_by_the_first_value():
+    v = CloudObject("x", value=1.5)
+    v.value = 2  # int into a float variable: the cloud's float/int quirk
+    assert v.value == 2.0 and type(v.value) is float
+    raises(TypeError, setattr, v, "value", "text")
+    raises(TypeError, setattr, v, "value", True)
+    b = CloudObject("b", value=False)
+    raises(TypeError, setattr, b, "value", 1)
+    i = CloudObject("i", value=3)
+    i.value = 4.0  # integral float into an int variable
+    assert i.value == 4 and type(i.value) is int
+    raises(TypeError, setattr, i, "value", 4.5)
+
+
+def test_dirty_until_acked_with_the_generation_that_was_sent():
+    v = CloudObject("x", value=1)
+    assert v.dirty
+    gen = v._gen
+    v.value = 2  # changed again while the first push is in flight
+    v.acked(gen)
+    assert v.dirty  # the second value was not acknowledged yet
+    v.acked(v._gen)
+    assert not v.dirty
+    v.value = 2  # same value: nothing to send
+    assert not v.dirty
+
+
+def test_cloud_values_are_not_sent_back():
+    v = CloudObject("x", value=1)
+    v.acked(v._gen)
+    v.cloud_set(None, 7)
+    assert v.value == 7 and not v.dirty
+
+
+def test_unexpected_keyword_is_a_type_error():
+    raises(TypeError, CloudObject, "x", colour=1)
+    raises(TypeError, Location, "x", lat=1.0, alt=2.0)
+
+
+def test_composite_fields_read_and_write_as_attributes():
+    loc = Location("home", lat=1, lon=2.5)
+    assert loc.lat == 1.0 and type(loc.lat) is float and loc.lon == 2.5
+    assert loc.initialized and loc.dirty
+    loc.acked(loc._gen)
+    loc.lat = 3.0
+    assert loc.dirty and loc.value == {"lat": 3.0, "lon": 2.5}
+    raises(TypeError, setattr, loc, "lat", "north")
+    raises(AttributeError, getattr, loc, "alt")
+
+
+def test_partially_set_composite_is_not_initialized():
+    c = Color("c", hue=1.0)
+    assert not c.initialized and not c.dirty
+    c.sat = 2.0
+    c.bri = 3.0
+    assert c.initialized and c.dirty
+
+
+def test_composite_field_kinds():
+    tv = Television("tv", swi=True, vol=10, mut=False, pbc=3, inp=16, cha=7)
+    assert tv.initialized
+    raises(TypeError, setattr, tv, "vol", 1.5)
+    raises(TypeError, setattr, tv, "swi", 1)
+    d = DimmedLight("d", swi=False, bri=50)
+    assert d.bri == 50.0 and type(d.bri) is float
+    s = Schedule("s", frm=1, to=2, len=3, msk=0xFFFFFFFF)
+    assert s.msk == 0xFFFFFFFF
+
+
+def test_television_constants_match_the_original():
+    assert Television.PLAYBACK_NONE == 255 and Television.PLAYBACK_STOP == 7
+    assert Television.INPUT_AUX1 == 0 and Television.INPUT_HDMI1 == 16
+    assert Television.INPUT_XBOX == 60 and Television.INPUT_TV == 55
+
+
+def test_task_is_never_pushed_nor_waits_for_the_cloud():
+    t = Task("t", on_run=lambda client, args: None, interval=0.5)
+    assert t.initialized and not t.dirty and t.scheduled
+
+
+def test_client_item_access_like_the_original():
+    client = ArduinoCloudClient(device_id="d", username="d", password="p")
+    client.register("led", value=False)
+    client.register(ColoredLight("cl", swi=True, hue=1.0, sat=2.0, bri=3.0))
+    client["led"] = True
+    assert client["led"] is True
+    assert client["cl"].swi is True
+    client["cl"].bri = 9.0
+    assert client["cl"].bri == 9.0
+    assert "led" in client and "nope" not in client
+    assert client.get("tz_offset", 0) == 0
+    assert client.get("nope", 5) == 5
+
+
+def test_register_with_on_read_takes_its_first_value():
+    client = ArduinoCloudClient(device_id="d", username="d", password="p")
+    client.register("t", value=None, on_read=lambda c: 21.5)
+    assert client["t"] == 21.5
+
+
+def test_default_ports_follow_the_auth_method():
+    assert ArduinoCloudClient("d", "d", "p").port == 8884
+    c = ArduinoCloudClient("d", ssl_params={"keyfile": "k.der", "certfile": "c.der"})
+    assert c.port == 8885 and c.server == "iot.arduino.cc"
+    c = ArduinoCloudClient("d", "d", "p", server="127.0.0.1", port=1234)
+    assert (c.server, c.port) == ("127.0.0.1", 1234)
