@@ -228,6 +228,8 @@ class _Decoder:
         self.end = len(buf)
         self.max_depth = max_depth
         self.items = max_items  # items still allowed
+        self.major = 0  # of the last head read
+        self.ai = 0
 
     def need(self, n):
         # Every length is compared with what is left before it is used or allocated.
@@ -235,7 +237,11 @@ class _Decoder:
             raise CBORError("truncated: %d bytes needed, %d left" % (n, self.end - self.pos))
 
     def head(self):
-        """Read an initial byte and its argument; returns (major, ai, arg)."""
+        """Read an initial byte and its argument (None: indefinite); returns the argument.
+
+        Major type and additional information are left in self.major and self.ai rather
+        than returned in a tuple: no allocation per item.
+        """
         self.need(1)
         b = self.buf
         p = self.pos
@@ -270,10 +276,12 @@ class _Decoder:
         else:
             raise CBORError("reserved additional information %d" % ai)
         self.pos = p
+        self.major = major
+        self.ai = ai
         self.items -= 1
         if self.items < 0:
             raise CBORError("more than the allowed number of items")
-        return major, ai, arg
+        return arg
 
     def string(self, major, n):
         self.need(n)
@@ -294,8 +302,8 @@ class _Decoder:
             if self.buf[self.pos] == _BREAK:
                 self.pos += 1
                 break
-            cmajor, ai, n = self.head()
-            if cmajor != major or n is None:
+            n = self.head()
+            if self.major != major or n is None:
                 raise CBORError("bad chunk in indefinite-length string")
             parts.append(self.string(major, n))
         return (b"" if major == _BYTES else "").join(parts)
@@ -308,7 +316,8 @@ class _Decoder:
         return False
 
     def item(self, depth):
-        major, ai, arg = self.head()
+        arg = self.head()
+        major = self.major
         if major == _UINT:
             return arg
         if major == _NINT:
@@ -318,7 +327,7 @@ class _Decoder:
                 return self.indefinite_string(major)
             return self.string(major, arg)
         if major == _SIMPLE:
-            return self.simple(ai, arg)
+            return self.simple(self.ai, arg)
         # Containers and tags: check depth before descending, so absurd nesting costs
         # one head read, not one stack frame per level.
         if depth >= self.max_depth:
