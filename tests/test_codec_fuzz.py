@@ -163,3 +163,17 @@ def test_item_flood_is_bounded_in_time():
     else:
         raise AssertionError("100,000 items decoded under the default limit")
     assert time.perf_counter() - t0 < 0.5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(VALID))
+def test_strided_and_wide_memoryviews_decode_like_bytes(data):
+    # CPython buffers MicroPython has not: a strided view and a view of 16-bit items.
+    spread = bytes(x for c in data for x in (c, 0xEE))
+    assert cbor.loads(memoryview(spread)[::2]) == cbor.loads(data)
+    if len(data) % 2 == 0:
+        import array
+
+        wide = array.array("H")
+        wide.frombytes(data)
+        assert cbor.loads(memoryview(wide)) == cbor.loads(data)

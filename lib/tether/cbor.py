@@ -14,6 +14,10 @@ array -> list, map -> dict, tag -> Tag(tag, value) (no tag is interpreted: tag 2
 Tag(2, b"...")), false/true/null -> False/True/None, undefined -> None, other simple
 values -> Simple(n), float16/32/64 -> float. A repeated map key is an error.
 
+dumps() writes map keys in the dict's iteration order, which MicroPython does not keep
+as insertion order: for byte-stable maps write the heads yourself with write_head() and
+encode_into(), as tether.senml does.
+
 On MicroPython the text-string check is the port's own UTF-8 validation, which rejects
 malformed sequences but lets overlong forms and encoded surrogates through; CPython rejects
 those too.
@@ -401,7 +405,12 @@ def loads(buf, max_depth=16, max_items=4096):
     """
     if not isinstance(buf, (bytes, bytearray, memoryview)):
         raise CBORError("expected bytes, got %s" % type(buf).__name__)
-    dec = _Decoder(memoryview(buf), max_depth, max_items)
+    mv = memoryview(buf)
+    if getattr(mv, "itemsize", 1) != 1 or not getattr(mv, "contiguous", True):
+        # CPython only (MicroPython's memoryview has neither attribute): wider items
+        # (array('H')) or a strided view are copied once into plain bytes.
+        mv = memoryview(mv.tobytes())
+    dec = _Decoder(mv, max_depth, max_items)
     try:
         obj = dec.item(0)
     except (MemoryError, RuntimeError) as exc:
