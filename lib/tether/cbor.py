@@ -351,28 +351,31 @@ class _Decoder:
                     out.append(self.item(depth))
             return out
         if major == _MAP:
-            out = {}
             if arg is None:
-                while not self.at_break():
-                    self.pair(out, depth)
+                left = -1  # indefinite: until break
+            elif arg > (self.end - self.pos) // 2 or 2 * arg > self.items:
+                raise CBORError("map of %d pairs cannot fit in the input" % arg)
             else:
-                if arg > (self.end - self.pos) // 2 or 2 * arg > self.items:
-                    raise CBORError("map of %d pairs cannot fit in the input" % arg)
-                for _ in range(arg):
-                    self.pair(out, depth)
+                left = arg
+            out = {}
+            # Pairs are read inline (no helper call) to keep one stack frame per level.
+            while left:
+                if left < 0:
+                    if self.at_break():
+                        break
+                else:
+                    left -= 1
+                key = self.item(depth)
+                value = self.item(depth)
+                try:
+                    if key in out:
+                        raise CBORError("repeated map key %r" % (key,))
+                    out[key] = value
+                except TypeError:
+                    raise CBORError("map key of unhashable type %s" % type(key).__name__)
             return out
         # _TAG
         return Tag(arg, self.item(depth))
-
-    def pair(self, out, depth):
-        key = self.item(depth)
-        value = self.item(depth)
-        try:
-            if key in out:
-                raise CBORError("repeated map key %r" % (key,))
-            out[key] = value
-        except TypeError:
-            raise CBORError("map key of unhashable type %s" % type(key).__name__)
 
     def simple(self, ai, arg):
         if ai < _AI_1BYTE:
