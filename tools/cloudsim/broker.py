@@ -1,0 +1,268 @@
+"""The embedded MQTT broker: amqtt behind TLS listeners of our own.
+
+We accept TCP/TLS connections ourselves (so we choose the TLS settings per port and know
+which port a connection came in on) and hand each stream to amqtt as an "external"
+listener. One amqtt plugin (CloudPlugin) does authentication, per-device topic checks and
+forwards connect/subscribe/publish events to the Cloud.
+
+Ports: "password" (TLS, server auth only; username/password), "certificate" (mutual TLS
+against the test CA; the client certificate names the device), and optionally "plain" (no
+TLS, password auth: for debugging only).
+"""
+
+import asyncio
+import itertools
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
+from amqtt.broker import Broker
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from . import auth
+
+log = logging.getLogger("cloudsim.broker")
+
+# amqtt builds plugins from a dotted path and a config dict: the key finds our broker.
+_REGISTRY = {}
+_ids = itertools.count(1)
+
+KEEPALIVE_FACTOR = 1.5  # protocols.md §1.7 item 8
+_WATCH_PERIOD_S = 0.2
+
+
+class _Conn:
+    """One TCP connection: its port kind, transport, and when it last sent a byte."""
+
+    def __init__(self, kind, transport):
+        self.kind = kind
+        self.transport = transport
+        self.last_rx = time.monotonic()
+        self.keepalive = 0  # seconds, once authenticated
+        self.client_id = None
+
+
+class _TimedReader(StreamReaderAdapter):
+    # amqtt's broker does not act on keepalive (its read timeout is a no-op), so every read
+    # is stamped here and a watchdog drops connections silent for 1.5 x keepalive.
+    def __init__(self, reader, conn):
+        super().__init__(reader)
+        self._conn = conn
+
+    async def read(self, n=-1):
+        data = await super().read(n)
+        self._conn.last_rx = time.monotonic()
+        return data
+
+
+class CloudPlugin(BaseAuthPlugin, BaseTopicPlugin):
+    @dataclass
+    class Config:
+        key: int = 0
+
+    @property
+    def owner(self):
+        return _REGISTRY[self.config.key]
+
+    async def authenticate(self, *, session):
+        return self.owner.authenticate(session)
+
+    async def topic_filtering(self, *, session=None, topic=None, action=None):
+        if session is None or topic is None:
+            return False
+        dev = self.owner.sessions.get(session.client_id)
+        return auth.topic_allowed(dev, topic)
+
+    async def on_broker_client_connected(self, *, client_id, client_session):
+        self.owner.connected(client_id, client_session)
+
+    async def on_broker_client_disconnected(self, *, client_id, client_session):
+        self.owner.disconnected(client_id, client_session)
+
+    async def on_broker_client_subscribed(self, *, client_id, topic, qos):
+        dev = self.owner.sessions.get(client_id)
+        if dev is not None:
+            self.owner.cloud.on_subscribed(dev, topic)
+
+    async def on_broker_client_unsubscribed(self, *, client_id, topic):
+        dev = self.owner.sessions.get(client_id)
+        if dev is not None:
+            self.owner.cloud.on_unsubscribed(dev, topic)
+
+    async def on_broker_message_broadcast(self, *, client_id, message):
+        dev = self.owner.sessions.get(client_id)
+        if dev is not None:
+            self.owner.cloud.on_message(dev, message.topic, message.data)
+
+
+def server_context(cert_file, key_file, ca_file=None):
+    """TLS for a listener. With ca_file the client may present a certificate, verified
+    against it; none at all is allowed by TLS so that the refusal is a CONNACK, not a
+    handshake failure the device cannot explain."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    if ca_file:
+        ctx.load_verify_locations(cafile=str(ca_file))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+class CloudBroker:
+    """amqtt + our listeners. start()/stop() on the event loop that will run it."""
+
+    def __init__(self, store, knobs, cloud, contexts, host="127.0.0.1", ports=None):
+        self.store = store
+        self.knobs = knobs
+        self.cloud = cloud
+        self.contexts = contexts  # kind -> SSLContext or None (plain)
+        self.host = host
+        self.wanted_ports = dict(ports or {})  # kind -> port (0 = any free port)
+        self.ports = {}
+        self.sessions = {}  # client id -> Device, for authenticated sessions
+        self._session_objs = {}  # client id -> the amqtt Session that authenticated
+        self._conns = {}  # (peer addr, peer port) -> _Conn
+        self._servers = []
+        self._watchdog = None
+        self._broker = None
+        self._key = next(_ids)
+
+    async def start(self):
+        _REGISTRY[self._key] = self
+        config = {
+            "listeners": {"default": {"type": "external"}},
+            "plugins": {"tools.cloudsim.broker.CloudPlugin": {"key": self._key}},
+        }
+        self._broker = Broker(config)
+        await self._broker.start()
+        for kind, port in self.wanted_ports.items():
+            server = await asyncio.start_server(
+                lambda r, w, kind=kind: self._accepted(kind, r, w),
+                self.host,
+                port,
+                ssl=self.contexts.get(kind),
+                reuse_address=True,
+            )
+            self.ports[kind] = server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+        self._watchdog = asyncio.ensure_future(self._watch_keepalive())
+
+    async def _watch_keepalive(self):
+        while True:
+            await asyncio.sleep(_WATCH_PERIOD_S)
+            now = time.monotonic()
+            for conn in list(self._conns.values()):
+                if conn.keepalive and now - conn.last_rx > conn.keepalive * KEEPALIVE_FACTOR:
+                    self.store.event(
+                        conn.client_id,
+                        "keepalive",
+                        "silent for %.1f s (keepalive %d s): dropped"
+                        % (now - conn.last_rx, conn.keepalive),
+                    )
+                    conn.keepalive = 0
+                    conn.transport.abort()
+
+    async def stop(self):
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for server in self._servers:
+            server.close()
+        for conn in list(self._conns.values()):
+            conn.transport.abort()
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+        self._servers = []
+        if self._broker is not None:
+            try:
+                await asyncio.wait_for(self._broker.shutdown(), 5)
+            except Exception as exc:  # a broker that will not stop must not block a restart
+                log.warning("broker shutdown: %r", exc)
+            self._broker = None
+        for dev in list(self.sessions.values()):
+            self.cloud.on_disconnected(dev)
+        self.sessions.clear()
+        self._session_objs.clear()
+        _REGISTRY.pop(self._key, None)
+
+    async def _accepted(self, kind, reader, writer):
+        peer = writer.get_extra_info("peername")[:2]
+        conn = self._conns[peer] = _Conn(kind, writer.transport)
+        try:
+            await self._broker.external_connected(
+                _TimedReader(reader, conn), StreamWriterAdapter(writer), "default"
+            )
+        except Exception as exc:
+            log.info("connection %s ended: %r", peer, exc)
+        finally:
+            self._conns.pop(peer, None)
+            if not writer.is_closing():
+                writer.transport.abort()
+
+    # -- called by the plugin ----------------------------------------------------------------
+
+    def authenticate(self, session):
+        conn = self._conns.get((session.remote_address, session.remote_port))
+        kind = conn.kind if conn else None
+        client_id = session.client_id
+        if self.knobs.refuse_connect:
+            self.store.event(client_id, "refused", "refuse_connect knob")
+            return False
+        if kind == "certificate":
+            der = session.ssl_object.getpeercert(binary_form=True) if session.ssl_object else None
+            dev = auth.check_certificate(self.store, client_id, der)
+            how = "certificate"
+        else:
+            dev = auth.check_password(self.store, client_id, session.username, session.password)
+            how = "password"
+        if dev is None:
+            # Never log the password itself.
+            self.store.event(client_id, "refused", "bad %s credentials on %s port" % (how, kind))
+            return False
+        if conn is not None:
+            conn.client_id = client_id
+            conn.keepalive = session.keep_alive
+        session.attributes["cloudsim.auth"] = how
+        self.sessions[client_id] = dev
+        self._session_objs[client_id] = session
+        return True
+
+    def connected(self, client_id, session):
+        dev = self.sessions.get(client_id)
+        if dev is not None:
+            self.cloud.on_connected(
+                dev, session.attributes.get("cloudsim.auth"), session.keep_alive
+            )
+
+    def disconnected(self, client_id, session):
+        # A reconnect that takes over a stale session ends the old one after the new one
+        # authenticated: only the session that is still current may clear the mapping.
+        if self._session_objs.get(client_id) is not session:
+            return
+        del self._session_objs[client_id]
+        dev = self.sessions.pop(client_id, None)
+        if dev is not None:
+            self.cloud.on_disconnected(dev)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    async def publish(self, topic, payload):
+        # qos None: delivered at the QoS each subscriber asked for.
+        await self._broker.internal_message_broadcast(topic, payload, None)
+
+    def drop(self, device_id):
+        """Abort the device's TCP connection (no DISCONNECT, like a network loss)."""
+        session = self._broker.sessions.get(device_id) if self._broker else None
+        if session is None:
+            return False
+        peer = (session[0].remote_address, session[0].remote_port)
+        conn = self._conns.get(peer)
+        if conn is None:
+            return False
+        conn.transport.abort()
+        return True

@@ -1,0 +1,71 @@
+"""The emulator's PKI: tools/pki.py's test CA, kept in a directory across runs.
+
+tools.pki.make_pki writes the CA, the server certificate for localhost/127.0.0.1 (and the
+deliberately bad certificates fault tests use) on first use; device certificates (CN = the
+device id) are issued here on demand with tools.pki.issue_device. Every file exists as PEM
+(CPython) and DER (MicroPython). This is a test CA: its key is unencrypted on purpose.
+"""
+
+import hashlib
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from tools import pki as test_pki
+
+
+class TestCA:
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        if not (self.dir / "ca.crt.pem").exists():
+            self.paths = test_pki.make_pki(str(self.dir))
+        self.cert = x509.load_pem_x509_certificate((self.dir / "ca.crt.pem").read_bytes())
+        self.key = serialization.load_pem_private_key(
+            (self.dir / "ca.key.pem").read_bytes(), password=None
+        )
+
+    @property
+    def cert_pem_path(self):
+        return self.dir / "ca.crt.pem"
+
+    @property
+    def cert_der_path(self):
+        return self.dir / "ca.crt.der"
+
+    def server_files(self):
+        """(cert.pem, key.pem) of the emulator's certificate for localhost and 127.0.0.1."""
+        return self.dir / "server.crt.pem", self.dir / "server.key.pem"
+
+    def bad_file(self, name):
+        """One of tools.pki's bad files, e.g. bad_file("client_unknown_ca.crt.pem")."""
+        return self.dir / name
+
+    def device_files(self, device_id):
+        """Issue (once) a client certificate whose CN is the device id; a dict of paths."""
+        if "/" in device_id or device_id in ("", ".", ".."):
+            raise ValueError("bad device id %r" % device_id)
+        ddir = self.dir / "devices" / device_id
+        if not (ddir / "device.crt.der").exists():
+            ddir.mkdir(parents=True, exist_ok=True)
+            test_pki.issue_device(str(ddir), self.key, self.cert, device_id)
+        return {
+            "cert_pem": ddir / "device.crt.pem",
+            "key_pem": ddir / "device.key.pem",
+            "cert_der": ddir / "device.crt.der",
+            "key_der": ddir / "device.key.der",
+            "ca_pem": self.cert_pem_path,
+            "ca_der": self.cert_der_path,
+        }
+
+
+def fingerprint(cert_der):
+    """SHA-256 of a DER certificate, hex: how the emulator recognises a device certificate."""
+    return hashlib.sha256(cert_der).hexdigest()
+
+
+def common_name(cert_der):
+    cert = x509.load_der_x509_certificate(cert_der)
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return attrs[0].value if attrs else None
