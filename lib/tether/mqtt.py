@@ -141,7 +141,7 @@ class MQTTClient:
         self._pending = {}
         self._rx_qos2 = set()
         self._connack = -1
-        self._last_rx = self._last_tx = ticks_ms()
+        self._last_rx = self._last_tx = self._last_ping = ticks_ms()
         self.stats = {
             "connects": 0,
             "packets_in": 0,
@@ -192,7 +192,7 @@ class MQTTClient:
         if self._ssl is None:
             set_nodelay(writer)
         self._alive = True
-        self._last_rx = self._last_tx = ticks_ms()
+        self._last_rx = self._last_tx = self._last_ping = ticks_ms()
         self._reader_task = asyncio.create_task(self._read_loop())
         self._tick_task = asyncio.create_task(self._tick_loop())
         try:
@@ -228,24 +228,24 @@ class MQTTClient:
                 await wait_for_ms(self._send(DISCONNECT_PACKET), self._connect_timeout)
             except Exception:
                 pass
-        self._die("disconnected by the application")
+        self._die("disconnected by the application", True)
 
     def close(self):
         """Abort the connection at once (the broker publishes the will, if any)."""
-        self._die("closed by the application")
+        self._die("closed by the application", True)
 
     async def wait_closed(self):
         """Return when the connection has died (at once if it is not open)."""
         if self._alive:
             await self._closed_ev.wait()
 
-    def _die(self, reason):
+    def _die(self, reason, expected=False):
         if not self._alive:
             return
         self._alive = False
         self.connected = False
         self.close_reason = reason
-        _log.warning("connection closed: %s", reason)
+        (_log.info if expected else _log.warning)("connection closed: %s", reason)
         cur = asyncio.current_task()
         for task in (self._reader_task, self._tick_task):
             if task is not None and task is not cur and not task.done():
@@ -263,7 +263,7 @@ class MQTTClient:
 
     async def _wait(self, deadline, what):
         if not self._alive:
-            raise MQTTError("connection lost waiting for " + what)
+            raise MQTTError("connection lost waiting for %s: %s" % (what, self.close_reason))
         if ticks_diff(deadline, ticks_ms()) <= 0:
             raise MQTTError("timed out waiting for " + what)
         await self._ev.wait()
@@ -291,7 +291,7 @@ class MQTTClient:
                 await t._w.drain()
         except Exception as exc:
             self._die("write failed: %r" % (exc,))
-            raise MQTTError("write failed")
+            raise MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
         self._sent()
 
     def _sent(self):
@@ -310,7 +310,7 @@ class MQTTClient:
                 await t._w.drain()
         except Exception as exc:
             self._die("write failed: %r" % (exc,))
-            raise MQTTError("write failed")
+            raise MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
         self._sent()
 
     async def _send_publish(self, topic, payload, qos, retain, dup, pid):
@@ -336,7 +336,7 @@ class MQTTClient:
                 await w.drain()
         except Exception as exc:
             self._die("write failed: %r" % (exc,))
-            raise MQTTError("write failed")
+            raise MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
         self._sent()
         self.stats["messages_out"] += 1
 
@@ -390,7 +390,7 @@ class MQTTClient:
             await self._send_publish(topic, payload, 0, retain, False, 0)
             return
         deadline = self._deadline(timeout_ms)
-        while len(self._inflight) >= self._max_inflight:
+        while len(self._inflight) >= self._max_inflight or not self._alive:
             await self._wait(deadline, "a free in-flight slot")
         pid = self._new_pid()
         entry = [_WAIT_ACK, topic, payload, qos, retain, ticks_ms()]
@@ -416,13 +416,8 @@ class MQTTClient:
                 if ka and ticks_diff(now, self._last_rx) >= ka + ka // 2:
                     self._die("nothing received for 1.5 x keepalive (%d s)" % self._keepalive)
                     return
-                lock_free = not self._t._lock.locked()
-                if (
-                    ka
-                    and self.connected
-                    and lock_free
-                    and ticks_diff(now, self._last_tx) >= ka // 2
-                ):
+                if ka and self.connected and self._ping_due(now, ka // 2):
+                    self._last_ping = now
                     self.stats["pings"] += 1
                     await self._send(PINGREQ_PACKET)
                 if self._inflight and self.connected:
@@ -430,6 +425,14 @@ class MQTTClient:
                 self._pulse()
         except MQTTError:
             pass  # the send already closed the connection
+
+    def _ping_due(self, now, half):
+        # Idle sender: the broker needs a packet within keepalive. Silent broker while we
+        # only send QoS 0: a PINGRESP is the only thing that proves it is still there. Either
+        # way at most one PINGREQ per keepalive/2, and none while another packet is going out.
+        if self._t._lock.locked() or ticks_diff(now, self._last_ping) < half:
+            return False
+        return ticks_diff(now, self._last_tx) >= half or ticks_diff(now, self._last_rx) >= half
 
     async def _retransmit(self, now):
         for pid in list(self._inflight):  # a copy: sending yields and the dict may change

@@ -66,8 +66,12 @@ class Transport:
     async def readinto(self, mv):
         """Read at least one byte into mv; return the count, 0 at end of stream."""
         if self._has_readinto:
-            n = await self._r.readinto(mv)
-            return n or 0  # MicroPython returns None only on a non-blocking miss
+            while True:
+                n = await self._r.readinto(mv)
+                # None is a non-blocking miss, not EOF: a TLS socket returns it while
+                # mbedTLS still needs bytes (handshake, a partial record). Wait again.
+                if n is not None:
+                    return n
         data = await self._r.read(len(mv))
         n = len(data)
         mv[:n] = data
