@@ -1,0 +1,444 @@
+"""Tether firmware: settings -> watchdog -> WiFi -> clock -> credentials -> cloud + app.
+
+On a board this file runs after boot.py. On the unix port:
+    micropython firmware/main.py [settings.json]      (or TETHER_SETTINGS=path)
+Settings format, secrets, safe mode and the app module: docs/firmware.md.
+"""
+
+import asyncio
+import json
+import os
+import sys
+
+from tether import log
+from tether.compat import print_exception, ticks_diff, ticks_ms
+
+T0 = ticks_ms()  # boot-to-connected is measured from here
+SAFE_FILES = ("SAFE", "safe_mode")
+SECRET_KEYS = ("wifi_password", "secret_key")
+_LEVELS = {"debug": log.DEBUG, "info": log.INFO, "warning": log.WARNING, "error": log.ERROR}
+_PY_SECRETS = {
+    "WIFI_SSID": "wifi_ssid",
+    "WIFI_PASS": "wifi_password",
+    "DEVICE_ID": "device_id",
+    "SECRET_KEY": "secret_key",
+}
+
+_log = log.getLogger("firmware")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def _getenv(name):
+    getenv = getattr(os, "getenv", None)
+    return getenv(name) if getenv else None
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _dirname(path):
+    i = path.rfind("/")
+    return path[:i] if i > 0 else ("/" if i == 0 else "")
+
+
+def _join(base, path):
+    if not base or path.startswith("/"):
+        return path
+    return base.rstrip("/") + "/" + path
+
+
+def settings_path(argv):
+    if len(argv) > 1:
+        return argv[1]
+    return _getenv("TETHER_SETTINGS") or "settings.json"
+
+
+def _read_json(path, what):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError:
+        raise SettingsError("%s %s not found" % (what, path))
+    except ValueError:
+        raise SettingsError("%s %s is not valid JSON" % (what, path))
+    if not isinstance(data, dict):
+        raise SettingsError("%s %s must hold a JSON object" % (what, path))
+    return data
+
+
+def _read_secrets_py(path):
+    # The arduino-iot-cloud-py secrets.py, read as data: executed in an empty namespace
+    # (never imported: CPython has a stdlib module of that name).
+    ns = {}
+    try:
+        with open(path) as f:
+            exec(f.read(), ns)
+    except OSError:
+        raise SettingsError("secrets file %s not found" % path)
+    except Exception as exc:
+        raise SettingsError("secrets file %s cannot be read (%s)" % (path, type(exc).__name__))
+    out = {}
+    for name, key in _PY_SECRETS.items():
+        if name in ns:
+            out[key] = ns[name]
+    return out
+
+
+def load_secrets(settings):
+    base = settings.get("_dir", "")
+    name = settings.get("secrets")
+    if name:
+        path = _join(base, name)
+        if path.endswith(".py"):
+            return _read_secrets_py(path)
+        return _read_json(path, "secrets file")
+    for candidate, reader in (("secrets.json", None), ("secrets.py", _read_secrets_py)):
+        path = _join(base, candidate)
+        if _exists(path):
+            return reader(path) if reader else _read_json(path, "secrets file")
+    return {}
+
+
+def load_settings(path):
+    """settings.json merged with its secrets; `_dir` is the folder relative paths use."""
+    settings = _read_json(path, "settings file")
+    settings["_dir"] = _dirname(path)
+    secrets = load_secrets(settings)
+    for key, value in secrets.items():
+        if not isinstance(value, str):
+            raise SettingsError("secret %s must be a string" % key)  # never the value
+    settings["_secrets"] = secrets
+    if not settings.get("device_id") and secrets.get("device_id"):
+        settings["device_id"] = secrets["device_id"]
+    cloud = settings.get("cloud", "arduino")
+    if cloud not in PROFILES:
+        raise SettingsError("cloud %r unknown (one of: %s)" % (cloud, ", ".join(PROFILES)))
+    if not settings.get("device_id"):
+        raise SettingsError("device_id missing (settings.json or the secrets)")
+    return settings
+
+
+def load_board():
+    """The board's defaults (boards/<B>/board.json, deployed as tether_board.json)."""
+    for path in ("tether_board.json", "/tether_board.json"):
+        if _exists(path):
+            try:
+                with open(path) as f:
+                    return json.load(f)
+            except ValueError:
+                _log.warning("%s is not valid JSON: ignored", path)
+    return {}
+
+
+def safe_mode_reason(settings, board, root=""):
+    for name in SAFE_FILES:
+        if _exists(_join(root, name)):
+            return "file %s present" % name
+    pin = settings.get("safe_mode_pin", board.get("safe_mode_pin"))
+    if pin is not None:
+        try:
+            from machine import Pin
+
+            if Pin(pin, Pin.IN, Pin.PULL_UP).value() == 0:
+                return "pin %s held low" % pin
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            _log.warning("safe-mode pin %r unusable: %r", pin, exc)
+    return None
+
+
+# -- cloud profiles --------------------------------------------------------------------
+
+
+def _arduino_client(settings, creds_kw):
+    from tether.arduino import ArduinoCloudClient
+
+    secrets = settings["_secrets"]
+    device_id = settings["device_id"]
+    ssl_params = {}
+    if "cadata" in creds_kw:
+        ssl_params["cadata"] = creds_kw["cadata"]
+    if "cert" in creds_kw:
+        ssl_params["certfile"] = creds_kw["cert"]  # bytes: the client uses them as they are
+        ssl_params["keyfile"] = creds_kw["key"]
+        if "ecdsa_sign_callback" in creds_kw:
+            ssl_params["ecdsa_sign_callback"] = creds_kw["ecdsa_sign_callback"]
+        user = password = None
+    else:
+        user, password = device_id, secrets.get("secret_key")
+        if not password:
+            raise SettingsError("secret_key missing: needed without credentials (basic auth)")
+    if settings.get("insecure"):
+        ssl_params["insecure"] = True
+    if settings.get("server_hostname"):
+        ssl_params["server_hostname"] = settings["server_hostname"]
+    tcfg = settings.get("time") or {}
+    servers = tcfg.get("servers") or ("pool.ntp.org",)
+    return ArduinoCloudClient(
+        device_id,
+        username=user,
+        password=password,
+        ssl_params=ssl_params,
+        server=settings.get("server"),
+        port=settings.get("port"),
+        keepalive=settings.get("keepalive", 10),
+        ntp_server=servers[0],
+    )
+
+
+PROFILES = {"arduino": _arduino_client}
+
+
+# -- bring-up ----------------------------------------------------------------------------
+
+
+class Firmware:
+    def __init__(self, settings, board=None):
+        self.settings = settings
+        self.board = board or {}
+        self.guard = None
+        self.station = None
+        self.client = None
+        self.app = None
+        self.connected_ms = None
+        self._fake = settings.get("fake") or {}
+
+    def progress(self, what):
+        if self.guard is not None:
+            self.guard.progress(what)
+
+    # watchdog: armed before anything that can hang
+    def arm_watchdog(self):
+        from tether.hal.watchdog import Guard, make_wdt
+
+        ms = self.settings.get("watchdog_ms", 30000)
+        if not ms:
+            return
+        ms = min(ms, self.board.get("watchdog_max_ms", ms))
+        stall_ms = self.settings.get("stall_s", 600) * 1000
+        self.guard = Guard(make_wdt(ms, _watchdog_reset), ms, stall_ms)
+        asyncio.create_task(self.guard.run())
+
+    def make_station(self):
+        from tether.hal import network
+
+        wcfg = self.settings.get("wifi") or {}
+        kind = wcfg.get("driver") or self.board.get("wifi") or "auto"
+        if kind == "none":
+            return None
+        if kind == "auto":
+            kind = network.default_kind()
+        net = None
+        if kind == "fake":
+            from tether.hal.fakes import FakeNetwork, FakeRadio
+
+            f = self._fake
+            radio = FakeRadio(
+                fail_first=f.get("wifi_failures", 0),
+                no_ip_first=f.get("wifi_no_ip", 0),
+                assoc_ms=f.get("assoc_ms", 150),
+                control=f.get("control"),
+            )
+            net = FakeNetwork("cyw43", radio)
+        opts = {}
+        if wcfg.get("hostname"):
+            opts["hostname"] = wcfg["hostname"]
+        if kind == "esp32" and "reconnects" in wcfg:
+            opts["reconnects"] = wcfg["reconnects"]
+        return network.get_network(kind, net, **opts)
+
+    async def wifi_up(self):
+        from tether.hal.network import bring_up
+
+        if self.station is None or self.station.isconnected():
+            return
+        secrets = self.settings["_secrets"]
+        ssid = secrets.get("wifi_ssid") or (self.settings.get("wifi") or {}).get("ssid")
+        if not ssid:
+            raise SettingsError("wifi_ssid missing from the secrets")
+        timeout = (self.settings.get("wifi") or {}).get("timeout_ms", 15000)
+        await bring_up(
+            self.station,
+            ssid,
+            secrets.get("wifi_password", ""),
+            timeout,
+            on_attempt=lambda n, err, delay: self.progress("wifi"),
+        )
+
+    async def time_up(self):
+        from tether.hal import clock
+
+        if "epoch" in self._fake:
+            from tether.hal.fakes import FakeClock
+
+            clock.set_clock(FakeClock(self._fake["epoch"]))
+        tcfg = self.settings.get("time") or {}
+        servers = tuple(tcfg.get("servers") or clock.DEFAULT_SERVERS)
+        timeout = tcfg.get("timeout_ms", 3000)
+        port = tcfg.get("port", 123)
+        ok = await clock.ensure_time(servers, timeout, port)
+        if not ok:
+            _log.warning("clock not set yet; retrying in the background")
+        self.progress("time")
+        asyncio.create_task(clock.keep_time(servers, tcfg.get("resync_s", 3600), timeout, port))
+        return ok
+
+    def credentials(self):
+        from tether import creds
+
+        se = None
+        if "se05x" in self._fake:
+            from tether.hal import fake_se05x, se05x
+
+            se = se05x.SecureElement(fake_se05x.from_settings(self._fake["se05x"]))
+        return creds.load_credentials(self.settings, se)
+
+    def start_app(self):
+        name = self.settings.get("app", "app")
+        if not name:
+            return
+        base = self.settings.get("_dir")
+        if base and base not in sys.path:
+            sys.path.insert(0, base)
+        try:
+            mod = __import__(name)
+        except ImportError as exc:
+            if name == "app" and "app" in str(exc):
+                _log.info("no app module")
+                return
+            self._app_failed("import", exc)
+            return
+        except Exception as exc:
+            self._app_failed("import", exc)
+            return
+        try:
+            if hasattr(mod, "setup"):
+                mod.setup(self.client)
+            if hasattr(mod, "loop"):
+                asyncio.create_task(self._app_loop(mod))
+        except Exception as exc:
+            self._app_failed("setup", exc)
+            return
+        self.app = mod
+
+    async def _app_loop(self, mod):
+        try:
+            await mod.loop(self.client)
+        except Exception as exc:
+            self._app_failed("loop", exc)
+
+    def _app_failed(self, where, exc):
+        _log.error(
+            "app %s failed: %s: %s (the cloud client keeps running)",
+            where,
+            type(exc).__name__,
+            exc,
+        )
+        print_exception(exc)
+
+    def link_lost(self):
+        # The TCP connection cannot outlive the WiFi link on a board: end the round now so
+        # the session tears down and reconnects once the link is back.
+        conn = getattr(self.client.session, "conn", None)
+        if conn is not None:
+            conn.close()
+
+    async def monitor(self):
+        was = False
+        while True:
+            now = bool(self.client.connected)
+            if now:
+                self.progress("cloud")
+                if self.connected_ms is None:
+                    self.connected_ms = ticks_diff(ticks_ms(), T0)
+                    print("tether: connected %d ms after boot" % self.connected_ms)
+            if now != was:
+                _log.info("cloud %s", "connected" if now else "disconnected")
+                was = now
+            await asyncio.sleep(0.2)
+
+    async def run(self, run_s=None):
+        self.arm_watchdog()
+        self.station = self.make_station()
+        await self.wifi_up()
+        await self.time_up()
+        creds_kw = self.credentials()
+        self.client = PROFILES[self.settings.get("cloud", "arduino")](self.settings, creds_kw)
+        # Before every reconnect the session brings WiFi back if needed.
+        self.client.session.stages.insert(0, self.wifi_up)
+        if self.station is not None:
+            asyncio.create_task(self._keep_link())
+        self.start_app()
+        asyncio.create_task(self.monitor())
+        if run_s:
+            asyncio.create_task(self._stop_after(run_s))
+        await self.client.run()
+
+    async def _keep_link(self):
+        from tether.hal.network import keep_up
+
+        secrets = self.settings["_secrets"]
+        wcfg = self.settings.get("wifi") or {}
+        await keep_up(
+            self.station,
+            secrets.get("wifi_ssid", ""),
+            secrets.get("wifi_password", ""),
+            wcfg.get("timeout_ms", 15000),
+            on_down=self.link_lost,
+            on_attempt=lambda n, err, delay: self.progress("wifi"),
+        )
+
+    async def _stop_after(self, s):
+        await asyncio.sleep(s)
+        _log.info("run time over (%s s): stopping", s)
+        self.client.stop()
+
+
+def _watchdog_reset():
+    # A board resets in hardware; the unix port's fake watchdog ends the process instead.
+    print("tether: watchdog reset")
+    sys.exit(3)
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    path = settings_path(argv)
+    try:
+        settings = load_settings(path)
+    except SettingsError as exc:
+        print("tether: %s -- safe mode, the REPL is yours" % exc)
+        return 2
+    log.setLevel(_LEVELS.get(settings.get("log_level", "info"), log.INFO))
+    board = load_board()
+    why = safe_mode_reason(settings, board, settings["_dir"])  # a board: "" = the root
+    if why:
+        print("tether: safe mode (%s): app and cloud skipped, the REPL is yours" % why)
+        return 1
+    run_s = _getenv("TETHER_RUN_S")
+    fw = Firmware(settings, board)
+    try:
+        asyncio.run(fw.run(float(run_s) if run_s else None))
+    except SettingsError as exc:
+        print("tether: %s" % exc)
+        return 2
+    except Exception as exc:
+        # CredentialError and friends: say what is wrong, never the secret, stay usable.
+        print("tether: stopped: %s: %s" % (type(exc).__name__, exc))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    rc = main()
+    if rc and sys.platform in ("linux", "darwin"):  # a board stays in the REPL instead
+        sys.exit(rc)
