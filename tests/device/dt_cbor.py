@@ -291,10 +291,21 @@ def test_unsupported_types_raise_cbor_error():
     raises(CBORError, dumps, [1, {"a": object()}])
 
 
-def test_self_referencing_list_raises_cbor_error():
+def test_self_referencing_containers_raise_cbor_error():
     loop = []
     loop.append(loop)
     raises(CBORError, dumps, loop)
+    cycle = {}
+    cycle["me"] = cycle
+    raises(CBORError, dumps, cycle)
+    tag = Tag(1, None)
+    tag.value = [tag]
+    raises(CBORError, dumps, tag)
+
+
+def test_encoder_nesting_limit_is_32():
+    assert loads(dumps(nested_list(32)), max_depth=32) == nested_list(32)
+    raises(CBORError, dumps, nested_list(33))
 
 
 # ------------------------------------------------------------- Arduino wire vectors
@@ -391,11 +402,26 @@ def test_deep_nesting_fails_fast():
     raises(CBORError, loads, b"\x81" * 10000)
 
 
+def nested_list(levels):
+    value = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 def test_depth_limit_is_exact():
-    assert loads(b"\x81" * 16 + b"\x00") is not None
+    assert loads(b"\x81" * 16 + b"\x00") == nested_list(16)
     bad("81" * 17 + "00")
-    assert loads(b"\xc1" * 16 + b"\x00") is not None
+    tags = loads(b"\xc1" * 16 + b"\x00")
+    for _ in range(16):
+        assert tags.tag == 1
+        tags = tags.value
+    assert tags == 0
     bad("c1" * 17 + "00")
+    assert loads(b"\xa1\x00" * 16 + b"\x00")[0][0][0] is not None
+    bad("a100" * 17 + "00")
+    assert loads(b"\x9f" * 16 + b"\x00" + b"\xff" * 16) == nested_list(16)
+    bad("9f" * 17 + "00" + "ff" * 17)
     assert loads(b"\x81" * 3 + b"\x00", max_depth=3) == [[[0]]]
     bad("81" * 4 + "00", max_depth=3)
     assert loads(b"\x05", max_depth=0) == 5
