@@ -86,7 +86,10 @@ def load_credentials(settings, se=None):
     Adds "ecdsa_sign_callback" when the key lives in an SE05x (make_context installs it).
     `se` replaces the board's secure element (the unix port's fake).
     """
-    spec = settings.get("credentials") or {}
+    spec = settings.get("credentials")
+    if spec is None and ("key" in settings or "cert" in settings):
+        spec = settings  # the flat form {"key": ..., "cert": ...} a cloud client may pass
+    spec = spec or {}
     base = settings.get("_dir", "")
     out = {}
     ca = spec.get("ca")

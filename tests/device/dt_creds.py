@@ -75,6 +75,12 @@ def test_der_files_load_as_bytes_for_tlsctx():
     assert creds.make_context(kw) is not None  # tlsctx accepts them on this interpreter
 
 
+def test_flat_key_and_cert_are_accepted_too():
+    d = _dir({"key.der": KEY_DER, "cert.der": CERT_DER})
+    kw = creds.load_credentials({"key": d + "/key.der", "cert": d + "/cert.der"})
+    assert kw == {"cert": CERT_DER, "key": KEY_DER}
+
+
 def test_no_credentials_means_basic_auth():
     assert creds.load_credentials({}) == {}
     d = _dir({"ca.der": CA_DER})
