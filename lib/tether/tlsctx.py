@@ -429,13 +429,15 @@ def explain(exc, during_handshake=False):
     """A one-line cause for a TLS failure, or None if it is not recognised.
 
     The broker alone knows why it refused a client certificate; OpenSSL sends an alert but
-    a reset often overtakes it, and mbedTLS reports every alert alike. So a connection that
-    dies inside the handshake (during_handshake=True) is reported as that refusal.
+    a reset often overtakes it, and mbedTLS reports every alert alike. So a failure the
+    caller knows happened before the TLS session was up (during_handshake=True: connecting
+    over TLS failed without a CONNACK) and that names no other cause is that refusal.
+    exc may be an exception or its text.
     """
     text = str(exc)
     for needle, cause in _CAUSES:
         if needle in text:
             return cause
-    if during_handshake and isinstance(exc, OSError):
+    if during_handshake:
         return _REFUSED
     return None

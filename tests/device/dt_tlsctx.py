@@ -297,3 +297,5 @@ def test_explain_names_the_cause_of_each_handshake_failure():
         assert got is not None and want in got, (text, got)
     assert tlsctx.explain(OSError(104)) is None
     assert "refused the client certificate" in tlsctx.explain(OSError(104), True)
+    assert "refused the client certificate" in tlsctx.explain("write failed: OSError(32,)", True)
+    assert "has expired" in tlsctx.explain("certificate has expired", True)
