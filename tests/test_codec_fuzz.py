@@ -177,3 +177,50 @@ def test_strided_and_wide_memoryviews_decode_like_bytes(data):
         wide = array.array("H")
         wide.frombytes(data)
         assert cbor.loads(memoryview(wide)) == cbor.loads(data)
+
+
+UNIX_OUT_OF_MEMORY = """
+import gc
+from tether import cbor
+gc.collect()
+n = gc.mem_free()
+while True:  # the largest buffer the small heap can still hold
+    try:
+        payload = bytearray(n + 5)
+        break
+    except MemoryError:
+        n = n * 9 // 10
+payload[0] = 0x5A  # byte string, 4-byte length: decoding must copy n more bytes
+payload[1:5] = n.to_bytes(4, "big")
+filler = []
+try:  # take every other block of that size too, leaving only small fragments
+    while True:
+        filler.append(bytearray(n))
+except MemoryError:
+    pass
+try:
+    cbor.loads(payload)
+    result = "DECODED"
+except cbor.CBORError as exc:
+    result = "CBORError %s" % exc
+filler = None
+print(result)
+"""
+
+
+def test_out_of_memory_on_the_unix_port_is_a_cbor_error(tmp_path):
+    import subprocess
+
+    from mpy import micropython_cmd, micropython_env
+
+    script = tmp_path / "oom.py"
+    script.write_text(UNIX_OUT_OF_MEMORY)
+    proc = subprocess.run(
+        micropython_cmd(script, heapsize="64k"),
+        env=micropython_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "CBORError input too large to decode: MemoryError", proc.stdout

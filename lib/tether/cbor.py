@@ -408,13 +408,13 @@ def loads(buf, max_depth=16, max_items=4096):
     """
     if not isinstance(buf, (bytes, bytearray, memoryview)):
         raise CBORError("expected bytes, got %s" % type(buf).__name__)
-    mv = memoryview(buf)
-    if getattr(mv, "itemsize", 1) != 1 or not getattr(mv, "contiguous", True):
-        # CPython only (MicroPython's memoryview has neither attribute): wider items
-        # (array('H')) or a strided view are copied once into plain bytes.
-        mv = memoryview(mv.tobytes())
-    dec = _Decoder(mv, max_depth, max_items)
     try:
+        mv = memoryview(buf)
+        if getattr(mv, "itemsize", 1) != 1 or not getattr(mv, "contiguous", True):
+            # CPython only (MicroPython's memoryview has neither attribute): wider items
+            # (array('H')) or a strided view are copied once into plain bytes.
+            mv = memoryview(mv.tobytes())
+        dec = _Decoder(mv, max_depth, max_items)
         obj = dec.item(0)
     except (MemoryError, RuntimeError) as exc:
         # Out of RAM or C stack on a small device: still an input the caller rejects.
