@@ -1,9 +1,15 @@
 """Real MQTT brokers for CPython-side tests: Debian `mosquitto` on a free loopback port.
 
-    from brokers import mosquitto, mosquitto_broker   # the fixture, for pytest
+    from brokers import mosquitto_broker  # noqa: F401 (a fixture: ruff sees it unused)
 
-    def test_x(mosquitto_broker):
+    def test_x(mosquitto_broker):  # noqa: F811
         host, port = mosquitto_broker                  # also .log_path, .conf_path, .pid
+
+    # or, without the noqa dance, a fixture of your own in the test module:
+    @pytest.fixture
+    def broker(tmp_path):
+        with mosquitto(tmp_dir=tmp_path) as b:
+            yield b
 
     with mosquitto(extra_config=["require_certificate true", ...], tmp_dir=tmp_path) as b:
         ...                                            # TLS: pass listener options here
@@ -14,6 +20,7 @@ unless the extra lines say otherwise, no persistence) and log file, and is stopp
 
 import contextlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -101,6 +108,9 @@ def mosquitto(extra_config=(), tmp_dir=None, listener_options=(), attempts=3):
             conf = d / ("mosquitto-%d.conf" % port)
             logf = d / ("mosquitto-%d.log" % port)
             lines = [
+                # As root, mosquitto drops to the `mosquitto` user, which cannot read or
+                # write a test's private directory: stay who we are.
+                "user %s" % pwd.getpwuid(os.geteuid()).pw_name,
                 "per_listener_settings false",
                 "persistence false",
                 "log_dest file %s" % logf,
