@@ -86,6 +86,8 @@ class Cloud:
     async def inject_write(self, thing_id, values):
         """A dashboard/automation write: values is [(name, value)], already flattened."""
         await self._publish("/a/t/%s/e/i" % thing_id, codec.encode_senml(values))
+        # The cloud keeps what was written: the dashboard shows it, last values return it.
+        self.store.record_values(thing_id, [{"name": n, "value": v, "t": None} for n, v in values])
         dev = self.store.device_for_thing(thing_id)
         self.store.event(
             dev.id if dev else None,

@@ -17,6 +17,10 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+function put(el, ...children) {
+  el.replaceChildren(...children.filter(c => c !== null && c !== undefined));
+}
+
 async function api(path, body) {
   const opts = body === undefined ? {} : {
     method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
@@ -84,7 +88,8 @@ function hexToHsb(hex) {
 }
 
 // A widget edits one scalar; onSet(newValue) is called when the user commits a change.
-function scalarWidget(name, value, onSet) {
+// compact: no slider (composite fields such as a Location's lat/lon have no sane range).
+function scalarWidget(name, value, onSet, compact) {
   if (typeof value === "boolean") {
     const input = h("input", {type: "checkbox", "data-var": name,
                               onchange: () => onSet(input.checked)});
@@ -98,7 +103,8 @@ function scalarWidget(name, value, onSet) {
                               onchange: () => onSet(Number(range.value))});
     const box = h("input", {type: "number", step: integer ? 1 : "any", "data-input": name});
     const btn = h("button", {type: "button", onclick: () => box.value !== "" && onSet(Number(box.value))}, "Set");
-    const el = h("div", {}, h("div", {class: "row"}, range), h("div", {class: "row"}, box, btn));
+    const el = compact ? h("div", {class: "row"}, box, btn) :
+      h("div", {}, h("div", {class: "row"}, range), h("div", {class: "row"}, box, btn));
     return {el, update: v => {
       if (document.activeElement !== range) range.value = v;
       if (document.activeElement !== box && box.value === "") box.placeholder = fmt(v);
@@ -129,7 +135,7 @@ function plot(points) {
 }
 
 function makeTile(thingId, name, group) {
-  const valueEl = h("div", {class: "value", "data-value": name});
+  const valueEl = h("div", {class: "value" + (group.composite ? " small" : ""), "data-value": name});
   const ageEl = h("span", {class: "age"});
   const typeEl = h("span", {class: "type"});
   const tile = h("div", {class: "var", "data-tile": name}, ageEl, h("span", {class: "name"}, name), typeEl, valueEl);
@@ -150,8 +156,8 @@ function makeTile(thingId, name, group) {
     for (const field of Object.keys(f)) {
       if (["hue", "sat", "bri"].includes(field) && "hue" in f && "sat" in f) continue;
       const w = scalarWidget(name + ":" + field, f[field], nv =>
-        write(thingId, name, Object.assign({}, current, {[field]: nv})));
-      tile.append(h("div", {class: "row"}, h("span", {class: "muted"}, field), w.el));
+        write(thingId, name, Object.assign({}, current, {[field]: nv})), true);
+      tile.append(h("div", {class: "row field"}, h("span", {class: "muted"}, field), w.el));
       parts.push({update: v => w.update(v[field])});
     }
   } else {
@@ -194,7 +200,7 @@ function renderDevice(dev, things) {
   if (!card) { card = makeCard(dev); cards.set(dev.id, card); }
   card.dot.className = "dot" + (dev.connected ? " on" : "");
   card.el.dataset.connected = dev.connected ? "1" : "0";
-  card.tags.replaceChildren(
+  put(card.tags,
     h("span", {class: "tag"}, dev.connected ? "online · " + dev.auth : "offline"),
     dev.lib_version ? h("span", {class: "tag"}, dev.lib_version) : null,
     dev.thing_id ? h("span", {class: "tag", title: "thing id"}, "thing " + dev.thing_id.slice(0, 8))

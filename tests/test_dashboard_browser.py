@@ -1,0 +1,123 @@
+"""The dashboard in a real browser (Debian chromium + chromedriver, driven by selenium):
+the real firmware runs the demo app on the unix port against the emulator; flipping the LED
+switch in the page must reach the app's on_write on the device."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from cloudsim_fixtures import cloudsim  # noqa: F401
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tools.cloudsim.board import BoardProcess, write_board_dir
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+DEVICE = "5e1ec7ed-0000-4000-8000-00000000d340"
+
+
+def _browser(profile_dir):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--user-data-dir=%s" % profile_dir,
+    ):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = _browser(tmp_path / "chromium-profile")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def board(cloudsim, tmp_path):  # noqa: F811
+    dev = cloudsim.add_device(DEVICE, secret="demo-secret")
+    # The thing's LED variable exists in the cloud (as created in the cloud UI).
+    cloudsim.set_values(dev.thing_id, {"led": False})
+    settings = write_board_dir(cloudsim, DEVICE, tmp_path / "board")
+    proc = BoardProcess(settings, app_paths=[ROOT / "examples" / "demo"])
+    try:
+        proc.wait_line("demo: app ready", timeout=20)
+        cloudsim.wait_connected(DEVICE, timeout=20)
+        cloudsim.wait_for_value(dev.thing_id, "temperature", timeout=20)
+        yield dev, proc
+    finally:
+        proc.stop()
+
+
+def test_switch_in_the_page_reaches_on_write(cloudsim, board, browser, tmp_path):  # noqa: F811
+    dev, proc = board
+    # a little history for the plot
+    for i, v in enumerate((20.5, 21.5, 21.0)):
+        cloudsim.set_values(dev.thing_id, {"temperature": v})
+        time.sleep(0.01 * (i + 1))
+    browser.get(cloudsim.dashboard_url)
+    wait = WebDriverWait(browser, 15)
+    card = '[data-device="%s"]' % DEVICE
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, card + '[data-connected="1"]')))
+    switch = wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, card + ' [data-switch="led"]'))
+    )
+    checkbox = browser.find_element(By.CSS_SELECTOR, card + ' input[data-var="led"]')
+    assert not checkbox.is_selected()
+    # the live value and the history plot are on the page
+    value = browser.find_element(By.CSS_SELECTOR, card + ' [data-value="temperature"]')
+    wait.until(lambda d: value.text != "")
+    assert 15.0 <= float(value.text) <= 30.0  # the simulated sensor's range
+    points = browser.find_element(By.CSS_SELECTOR, card + ' [data-tile="temperature"] polyline')
+    wait.until(lambda d: len(points.get_attribute("points").split()) >= 3)
+    browser.save_screenshot(str(tmp_path / "dashboard.png"))
+
+    mark = len(proc.lines)
+    switch.click()
+    proc.wait_line("demo: LED ON (written from the cloud)", timeout=10, start=mark)
+    assert cloudsim.values(dev.thing_id)["led"] is True
+    wait.until(lambda d: checkbox.is_selected())  # the page follows the stored value
+
+    mark = len(proc.lines)
+    switch.click()
+    proc.wait_line("demo: LED OFF (written from the cloud)", timeout=10, start=mark)
+    assert cloudsim.values(dev.thing_id)["led"] is False
+
+
+def test_number_and_text_writes_from_the_page(cloudsim, browser):  # noqa: F811
+    dev = cloudsim.add_device("dev-page", secret="x")
+    cloudsim.set_values(dev.thing_id, {"setpoint": 20, "label": "hall"})
+    browser.get(cloudsim.dashboard_url)
+    wait = WebDriverWait(browser, 15)
+    card = '[data-device="dev-page"]'
+    box = wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, card + ' input[data-input="setpoint"]'))
+    )
+    box.send_keys("23")
+    box.find_element(By.XPATH, "following-sibling::button").click()
+    cloudsim.wait_for_value(dev.thing_id, "setpoint", 23, timeout=5)
+    text = browser.find_element(By.CSS_SELECTOR, card + ' input[data-input="label"]')
+    text.send_keys("kitchen")
+    text.find_element(By.XPATH, "following-sibling::button").click()
+    assert cloudsim.wait_for_value(dev.thing_id, "label", "kitchen", timeout=5) == "kitchen"
+    assert isinstance(cloudsim.values(dev.thing_id)["setpoint"], int)
