@@ -37,5 +37,11 @@ format: $(STAMP)
 	$(BIN)/ruff format lib tests tools firmware boards manifest.py
 	$(BIN)/ruff check --fix lib tests tools firmware boards manifest.py
 
+# The local cloud emulator + the firmware on the unix port (docs/emulator.md). The emulator
+# creates the test PKI (tools/pki.py) under var/demo/pki on first run.
+# DEMO_SECONDS=N stops after N seconds (exit status 1 if the board never connected).
+demo: $(STAMP)
+	$(BIN)/python -m tools.demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
