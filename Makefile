@@ -45,3 +45,30 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
+
+# --- firmware: .mpy bundles, deploy, frozen images, simulated board -----------------------
+# BOARD is case-insensitive with short forms (esp32, portenta, nano, nano_rp2040); the one
+# mapping lives in tools/boards.py. Details: docs/boards.md.
+PORT ?=
+SETTINGS ?= settings.json
+APP ?= app.py
+MPY_DIR ?=
+SIMBOARD_DIR ?= build/simboard
+.PHONY: mpy deploy firmware simboard simboard-stop
+
+mpy: $(STAMP)
+	$(BIN)/python -m tools.bundle build $(BOARD)
+
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "usage: make BOARD=$(BOARD) deploy PORT=/dev/ttyUSB0 [SETTINGS=settings.json APP=app.py RESUME=1]"; exit 2; }
+	$(BIN)/python -m tools.bundle deploy $(BOARD) --port $(PORT) --settings $(SETTINGS) --app $(APP) $(if $(RESUME),--resume)
+
+firmware: $(STAMP)
+	@test -n "$(MPY_DIR)" || { echo "usage: make BOARD=$(BOARD) firmware MPY_DIR=/path/to/micropython"; exit 2; }
+	$(BIN)/python -m tools.bundle firmware $(BOARD) --mpy-dir $(MPY_DIR)
+
+simboard: $(STAMP)
+	$(BIN)/python -m tools.simboard start --dir $(SIMBOARD_DIR)
+
+simboard-stop:
+	$(BIN)/python -m tools.simboard stop --dir $(SIMBOARD_DIR)

@@ -1,6 +1,7 @@
 """Tether firmware: settings -> watchdog -> WiFi -> clock -> credentials -> cloud + app.
 
-On a board this file runs after boot.py. On the unix port:
+main.py calls `main()`; the work is here so a board runs it precompiled (.mpy or frozen)
+instead of compiling a big main.py into RAM at every boot. On the unix port:
     micropython firmware/main.py [settings.json]      (or TETHER_SETTINGS=path)
 Settings format, secrets, safe mode and the app module: docs/firmware.md.
 """
@@ -436,9 +437,3 @@ def main(argv=None):
         print("tether: stopped: %s: %s" % (type(exc).__name__, exc))
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    rc = main()
-    if rc and sys.platform in ("linux", "darwin"):  # a board stays in the REPL instead
-        sys.exit(rc)
