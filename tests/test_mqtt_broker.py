@@ -262,6 +262,7 @@ async def main():
         "after_import": after_import,
         "after_connect": connected,
         "stats": c.stats,
+        "nodelay": c.nodelay,
     }))
     await c.disconnect()
 
@@ -294,6 +295,7 @@ def test_unix_port_client_against_mosquitto(broker, tmp_path):
     assert sorted(msgs[:3]) == [["mpy/q%d" % q, "hello %d" % q, False, q] for q in (0, 1, 2)]
     assert [m[1] for m in msgs[3:]] == [str(i) for i in range(20)]
     assert result["stats"]["protocol_errors"] == 0
+    assert result["nodelay"] is True  # Linux numbers through the unix port's setsockopt
     assert proc.returncode == 0, proc.stderr
 
 

@@ -130,7 +130,10 @@ class MQTTClient:
         self._tick_ms = max(20, min(500, (ka_ms // 8) if ka_ms else 500, retry_ms // 4))
         self.connected = False
         self.close_reason = None
+        self.nodelay = False  # True when we disabled Nagle ourselves (MicroPython, plain TCP)
         self._alive = False
+        self._busy = False
+        self._wr_waiting = 0
         self._t = None
         self._reader_task = None
         self._tick_task = None
@@ -189,9 +192,9 @@ class MQTTClient:
         except asyncio.TimeoutError:
             raise OSError(_ETIMEDOUT, "connect to %s:%d timed out" % (self.server, self.port))
         self._t = Transport(reader, writer)
-        if self._ssl is None:
-            set_nodelay(writer)
+        self.nodelay = set_nodelay(writer) if self._ssl is None else False
         self._alive = True
+        self._busy = False
         self._last_rx = self._last_tx = self._last_ping = ticks_ms()
         self._reader_task = asyncio.create_task(self._read_loop())
         self._tick_task = asyncio.create_task(self._tick_loop())
@@ -207,7 +210,8 @@ class MQTTClient:
             await self._send(pkt)
             del pkt
             while self._connack < 0:
-                await self._wait(deadline, "CONNACK")
+                self._check(deadline, "CONNACK")
+                await self._ev.wait()
         except BaseException:
             self._die("connect failed")
             raise
@@ -246,7 +250,10 @@ class MQTTClient:
         self.connected = False
         self.close_reason = reason
         (_log.info if expected else _log.warning)("connection closed: %s", reason)
-        cur = asyncio.current_task()
+        try:
+            cur = asyncio.current_task()
+        except RuntimeError:  # CPython, close() called with no loop running
+            cur = None
         for task in (self._reader_task, self._tick_task):
             if task is not None and task is not cur and not task.done():
                 task.cancel()
@@ -261,12 +268,12 @@ class MQTTClient:
         self._ev.set()
         self._ev.clear()
 
-    async def _wait(self, deadline, what):
+    def _check(self, deadline, what):
+        # Called before every `await self._ev.wait()`: raises when the wait is over.
         if not self._alive:
             raise MQTTError("connection lost waiting for %s: %s" % (what, self.close_reason))
         if ticks_diff(deadline, ticks_ms()) <= 0:
             raise MQTTError("timed out waiting for " + what)
-        await self._ev.wait()
 
     def _deadline(self, timeout_ms):
         return ticks_add(ticks_ms(), self._ack_timeout if timeout_ms is None else timeout_ms)
@@ -281,63 +288,109 @@ class MQTTClient:
 
     # ---- sending ----------------------------------------------------------------------
 
-    async def _send(self, pkt):
-        t = self._t
+    # One packet at a time goes out: a `_busy` flag instead of asyncio.Lock, whose
+    # `async with` allocates ~500 bytes per use on MicroPython. Between the check and the
+    # write nothing awaits, so the flag cannot be taken twice. Waiters (rare) poll the pulse.
+
+    async def _acquire(self):
         if not self._alive:
             raise MQTTError("not connected")
+        self._wr_waiting += 1
         try:
-            async with t._lock:
-                t._w.write(pkt)
-                await t._w.drain()
-        except Exception as exc:
-            self._die("write failed: %r" % (exc,))
-            raise MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
-        self._sent()
+            while self._busy:
+                await self._ev.wait()
+                if not self._alive:
+                    raise MQTTError(self.close_reason)
+        finally:
+            self._wr_waiting -= 1
+        self._busy = True
 
-    def _sent(self):
-        self._last_tx = ticks_ms()
-        self.stats["packets_out"] += 1
+    def _release(self, ok):
+        self._busy = False
+        if ok:
+            self._last_tx = ticks_ms()
+            self.stats["packets_out"] += 1
+        if self._wr_waiting:
+            self._pulse()
 
-    async def _send_ack(self, ptype, pid):
-        t = self._t
-        if not self._alive:
-            raise MQTTError("not connected")
+    def _cancelled_write(self, w):
+        self._busy = False
+        # MicroPython keeps unsent bytes in out_buf but forgets how far a cancelled drain()
+        # got: the next drain would resend part of a packet. Only a new connection is safe.
+        if getattr(w, "out_buf", None):
+            self._die("write cancelled in the middle of a packet")
+        elif self._wr_waiting:
+            self._pulse()
+
+    def _write_failed(self, exc):
+        self._busy = False
+        self._die("write failed: %r" % (exc,))
+        return MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
+
+    async def _send(self, pkt, ack=0):
+        """Send pkt, or the 4-byte ack `type << 16 | pid` when pkt is None."""
+        if self._busy or not self._alive:
+            await self._acquire()
+        else:
+            self._busy = True
+        w = self._t._w
         try:
-            async with t._lock:
-                # Filled under the lock: another task may be waiting to use the same buffer.
-                put_ack(self._ackbuf, ptype, pid)
-                t._w.write(self._ackbuf)
-                await t._w.drain()
+            if pkt is None:
+                # Filled only now, while we own the writer: the buffer is shared.
+                put_ack(self._ackbuf, ack >> 16, ack & 0xFFFF)
+                pkt = self._ackbuf
+            w.write(pkt)
+            # MicroPython's Stream.write() has sent it all when out_buf is empty: then yield
+            # once with the allocation-free sleep_ms(0) rather than create a drain().
+            if getattr(w, "out_buf", 1):
+                await w.drain()
+            else:
+                await sleep_ms(0)
         except Exception as exc:
-            self._die("write failed: %r" % (exc,))
-            raise MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
-        self._sent()
+            raise self._write_failed(exc)
+        except BaseException:  # cancelled (wait_for around publish): release the writer
+            self._cancelled_write(w)
+            raise
+        self._release(True)
 
     async def _send_publish(self, topic, payload, qos, retain, dup, pid):
-        t = self._t
-        if not self._alive:
+        if not self.connected:
             raise MQTTError("not connected")
+        if self._busy:
+            await self._acquire()
+        else:
+            self._busy = True
+        w = self._t._w
         plen = len(payload)
-        hlen = publish_header_size(len(topic), plen, qos)
         try:
-            async with t._lock:
-                w = t._w
-                if hlen + plen <= len(self._tx):
-                    put_publish_header(self._tx, topic, plen, qos, retain, dup, pid)
-                    self._tx[hlen : hlen + plen] = payload
-                    w.write(self._txmv[: hlen + plen])
-                else:
-                    if hlen > len(self._tx):  # a topic longer than ~250 bytes: grow once
-                        self._tx = bytearray(hlen)
-                        self._txmv = memoryview(self._tx)
-                    put_publish_header(self._tx, topic, plen, qos, retain, dup, pid)
-                    w.write(self._txmv[:hlen])
-                    w.write(payload)
+            hlen = publish_header_size(len(topic), plen, qos)
+            tx = self._tx
+            if hlen + plen <= len(tx):  # small: one write, one TCP segment
+                put_publish_header(tx, topic, plen, qos, retain, dup, pid)
+                tx[hlen : hlen + plen] = payload
+                w.write(self._txmv[: hlen + plen])
+            else:
+                if hlen > len(tx):  # a topic longer than ~250 bytes: grow once
+                    self._tx = tx = bytearray(hlen)
+                    self._txmv = memoryview(tx)
+                put_publish_header(tx, topic, plen, qos, retain, dup, pid)
+                w.write(self._txmv[:hlen])
+                w.write(payload)
+            # MicroPython's Stream.write() has sent it all when out_buf is empty: then yield
+            # once with the allocation-free sleep_ms(0) rather than create a drain().
+            if getattr(w, "out_buf", 1):
                 await w.drain()
+            else:
+                await sleep_ms(0)
+        except MQTTError:
+            self._release(False)  # packet too large: nothing was written
+            raise
         except Exception as exc:
-            self._die("write failed: %r" % (exc,))
-            raise MQTTError(self.close_reason)  # the first failure (TLS: maybe the reader's)
-        self._sent()
+            raise self._write_failed(exc)
+        except BaseException:  # cancelled (wait_for around publish): release the writer
+            self._cancelled_write(w)
+            raise
+        self._release(True)
         self.stats["messages_out"] += 1
 
     # ---- public operations ------------------------------------------------------------
@@ -364,34 +417,41 @@ class MQTTClient:
         try:
             await self._send(build(pid, topic, qos) if qos is not None else build(pid, topic))
             while slot[0] < 0:
-                await self._wait(deadline, what)
+                self._check(deadline, what)
+                await self._ev.wait()
         finally:
             if self._pending.get(pid) is slot:
                 del self._pending[pid]
         return slot[0]
 
-    async def publish(self, topic, payload, qos=0, retain=False, timeout_ms=None):
-        """Publish; QoS 1 returns after PUBACK, QoS 2 after PUBCOMP.
+    def publish(self, topic, payload, qos=0, retain=False, timeout_ms=None):
+        """Publish (await it); QoS 1 returns after PUBACK, QoS 2 after PUBCOMP.
 
         At most max_inflight QoS 1/2 publishes are outstanding; further calls wait for a
         slot. Waiting for the slot and for the acknowledgement is bounded by timeout_ms
         (default ack_timeout_ms); on timeout the message is given up (MQTTError). An
         unacknowledged PUBLISH/PUBREL is sent again with DUP every retry_ms meanwhile.
-        The payload object is kept (not copied) until then: do not modify it."""
+        The payload object is kept (not copied) until then: do not modify it.
+
+        A plain function returning the coroutine that does the work: one coroutine frame
+        less per message on MicroPython. Only a bad `qos` raises at the call itself."""
         if qos not in (0, 1, 2):
             raise ValueError("qos")
-        if not self.connected:
-            raise MQTTError("not connected")
         if isinstance(topic, str):
             topic = topic.encode()
         if isinstance(payload, str):
             payload = payload.encode()
         if not qos:
-            await self._send_publish(topic, payload, 0, retain, False, 0)
-            return
+            return self._send_publish(topic, payload, 0, retain, False, 0)
+        return self._publish_acked(topic, payload, qos, retain, timeout_ms)
+
+    async def _publish_acked(self, topic, payload, qos, retain, timeout_ms):
+        if not self.connected:
+            raise MQTTError("not connected")
         deadline = self._deadline(timeout_ms)
         while len(self._inflight) >= self._max_inflight or not self._alive:
-            await self._wait(deadline, "a free in-flight slot")
+            self._check(deadline, "a free in-flight slot")
+            await self._ev.wait()
         pid = self._new_pid()
         entry = [_WAIT_ACK, topic, payload, qos, retain, ticks_ms()]
         inflight = self._inflight
@@ -399,7 +459,8 @@ class MQTTClient:
         try:
             await self._send_publish(topic, payload, qos, retain, False, pid)
             while entry[_E_STATE] != _DONE:
-                await self._wait(deadline, "PUBACK" if qos == 1 else "PUBCOMP")
+                self._check(deadline, "PUBACK" if qos == 1 else "PUBCOMP")
+                await self._ev.wait()
         finally:
             if inflight.get(pid) is entry:
                 del inflight[pid]
@@ -430,7 +491,7 @@ class MQTTClient:
         # Idle sender: the broker needs a packet within keepalive. Silent broker while we
         # only send QoS 0: a PINGRESP is the only thing that proves it is still there. Either
         # way at most one PINGREQ per keepalive/2, and none while another packet is going out.
-        if self._t._lock.locked() or ticks_diff(now, self._last_ping) < half:
+        if self._busy or ticks_diff(now, self._last_ping) < half:
             return False
         return ticks_diff(now, self._last_tx) >= half or ticks_diff(now, self._last_rx) >= half
 
@@ -442,7 +503,7 @@ class MQTTClient:
             e[_E_SENT] = now
             self.stats["retransmits"] += 1
             if e[_E_STATE] == _WAIT_COMP:
-                await self._send_ack(_PUBREL, pid)
+                await self._send(None, (_PUBREL << 16) | pid)
             else:
                 await self._send_publish(e[1], e[2], e[3], e[4], True, pid)
 
@@ -456,9 +517,16 @@ class MQTTClient:
         start = end = 0
         skip = 0  # bytes of an oversize packet still to drop
         reason = "connection closed by the broker (EOF)"
+        r = t._r
+        direct = t._has_readinto
         try:
             while True:
-                n = await t.readinto(mv[end:] if end else mv)
+                if direct:  # MicroPython: straight into the buffer, one generator less
+                    n = await r.readinto(mv[end:] if end else mv)
+                    if n is None:  # a non-blocking miss (TLS needs more bytes), not EOF
+                        continue
+                else:
+                    n = await t.readinto(mv[end:] if end else mv)
                 if n <= 0:
                     break
                 self._last_rx = ticks_ms()
@@ -481,7 +549,7 @@ class MQTTClient:
                         ack = self._oversize(start, hs, end)
                         start = end = 0
                         if ack:
-                            await self._send_ack(ack >> 16, ack & 0xFFFF)
+                            await self._send(None, ack)
                         break
                     if end - start < total:
                         break
@@ -489,7 +557,7 @@ class MQTTClient:
                     ack = self._handle(buf[start] >> 4, buf[start] & 15, start + hs, total - hs)
                     start += total
                     if ack:
-                        await self._send_ack(ack >> 16, ack & 0xFFFF)
+                        await self._send(None, ack)
                 if start == end:
                     start = end = 0
                 elif start:
