@@ -3,16 +3,16 @@
 - MicroPython's Stream has `readinto(buf)`, which fills the client's preallocated buffer
   without allocating; CPython's StreamReader has only `read(n)`, so there we copy.
 - MicroPython's Stream.write() sends at once or appends to one `out_buf`; two tasks draining
-  at the same time would resend or drop bytes, so every packet is written and drained
-  under one lock (`send`).
+  at the same time would resend or drop bytes, so the client lets one packet at a time
+  be written and drained (its `_busy` flag; asyncio.Lock costs ~500 bytes per use).
 - MicroPython's Stream.close() does nothing; the socket closes in wait_closed(). `abort()`
   closes the socket itself so a dead connection is released without awaiting.
 
 TCP_NODELAY (what each port offers, read from micropython 1.2x sources):
 - CPython asyncio sets TCP_NODELAY on every TCP connection already.
 - esp32 (ports/esp32/modsocket.c) exports socket.IPPROTO_TCP and socket.TCP_NODELAY and its
-  setsockopt() handles that option; lwIP ports (rp2, stm32: extmod/modlwip.c) export
-  TCP_NODELAY and accept it (their setsockopt ignores the level argument).
+  setsockopt() handles that option; lwIP ports (rp2, stm32: extmod/modlwip.c) export both
+  too and set the pcb's TF_NODELAY flag (their setsockopt looks only at the option).
 - the unix port exports neither constant, but its setsockopt() passes level and option
   straight to the OS, so Linux's numbers (IPPROTO_TCP 6, TCP_NODELAY 1) work.
 - a TLS stream wraps an SSLSocket, which has no setsockopt() on MicroPython: over TLS the
@@ -55,12 +55,14 @@ def set_nodelay(writer):
 
 
 class Transport:
-    """A reader/writer pair from open_connection() with the few calls the client needs."""
+    """A reader/writer pair from open_connection() with the few calls the client needs.
+
+    The client writes to `_w` itself and, on MicroPython, reads with `_r.readinto`
+    directly when `_has_readinto` (one coroutine frame less per read)."""
 
     def __init__(self, reader, writer):
         self._r = reader
         self._w = writer
-        self._lock = asyncio.Lock()
         self._has_readinto = hasattr(reader, "readinto")
 
     async def readinto(self, mv):
@@ -76,14 +78,6 @@ class Transport:
         n = len(data)
         mv[:n] = data
         return n
-
-    async def send(self, *parts):
-        """Write one packet (its parts back to back) and drain, never interleaved."""
-        async with self._lock:
-            w = self._w
-            for p in parts:
-                w.write(p)
-            await w.drain()
 
     def abort(self):
         w = self._w
