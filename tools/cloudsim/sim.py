@@ -183,12 +183,17 @@ class CloudSim:
     def device(self, device_id):
         return self.store.devices[device_id]
 
-    def link(self, device_id, thing_id):
-        """Link a device to a thing ("" unlinks) without telling it (the next sync will)."""
+    def link(self, device_id, thing_id, notify=True):
+        """Link a device to a thing ("" unlinks). notify: tell a connected device at once
+        with a ThingUpdate on /c/dw (if it listens there); otherwise its next sync will."""
+        dev = self.store.devices[device_id]
         with self.store.lock:
-            self.store.devices[device_id].thing_id = thing_id
+            dev.thing_id = thing_id
             if thing_id:
                 self.store.thing(thing_id)
+        self.store.event(device_id, "link", "thing %r" % thing_id)
+        if notify and dev.connected and "/a/d/%s/c/dw" % device_id in dev.subscriptions:
+            self.send_thing_update(device_id)
 
     # -- actions ----------------------------------------------------------------------------------
 
