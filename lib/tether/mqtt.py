@@ -132,6 +132,7 @@ class MQTTClient:
         self.close_reason = None
         self.nodelay = False  # True when we disabled Nagle ourselves (MicroPython, plain TCP)
         self._alive = False
+        self._closing = False
         self._busy = False
         self._wr_waiting = 0
         self._t = None
@@ -194,6 +195,7 @@ class MQTTClient:
         self._t = Transport(reader, writer)
         self.nodelay = set_nodelay(writer) if self._ssl is None else False
         self._alive = True
+        self._closing = False
         self._busy = False
         self._last_rx = self._last_tx = self._last_ping = ticks_ms()
         self._reader_task = asyncio.create_task(self._read_loop())
@@ -228,6 +230,8 @@ class MQTTClient:
     async def disconnect(self):
         """Send DISCONNECT (bounded by connect_timeout_ms) and close: no will is published."""
         if self._alive:
+            self.connected = False  # nothing new goes out after DISCONNECT
+            self._closing = True  # the broker's EOF that follows is expected
             try:
                 await wait_for_ms(self._send(DISCONNECT_PACKET), self._connect_timeout)
             except Exception:
@@ -248,6 +252,8 @@ class MQTTClient:
             return
         self._alive = False
         self.connected = False
+        if self._closing:
+            reason, expected = "disconnected by the application", True
         self.close_reason = reason
         (_log.info if expected else _log.warning)("connection closed: %s", reason)
         try:

@@ -293,3 +293,16 @@ def test_disconnect_sends_disconnect_packet():
 
 def test_hexdump_helper_formats_bytes():
     assert hexdump(b"\x01\xab") == "01 ab"
+
+
+def test_broker_eof_after_disconnect_is_expected():
+    async def go():
+        b = ScriptedBroker()
+        c = await connected(b)
+        task = asyncio.create_task(c.disconnect())
+        await b.expect(H("e000"))
+        b.send_eof()
+        await task
+        assert c.close_reason == "disconnected by the application", c.close_reason
+
+    run(go())
