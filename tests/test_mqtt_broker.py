@@ -318,3 +318,56 @@ def test_unix_port_client_fits_a_small_heap(broker, tmp_path):
     proc, result = run_unix(tmp_path, broker.port, heapsize=SMALL_HEAP, lib=tmp_path / "mpylib")
     assert result is not None, proc.stdout + proc.stderr
     assert len(result["messages"]) == 23
+
+
+# ---- interoperability with an independent client (paho-mqtt) ------------------------
+
+
+def paho_client(broker, client_id, inbox=None):
+    import paho.mqtt.client as paho
+
+    cl = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if inbox is not None:
+        cl.on_message = lambda c, u, m: inbox.append((m.topic, m.payload, m.retain, m.qos))
+    host, port = broker
+    cl.connect(host, port, keepalive=10)
+    cl.loop_start()
+    return cl
+
+
+def test_paho_receives_our_qos2_and_we_receive_paho_qos2(broker):
+    import threading
+
+    paho_inbox = []
+    subscribed = threading.Event()
+    other = paho_client(broker, "paho", paho_inbox)
+    try:
+        other.on_subscribe = lambda *a: subscribed.set()
+        other.subscribe("to-paho", qos=2)
+        assert subscribed.wait(5), "paho got no SUBACK"
+
+        async def go():
+            inbox = Inbox()
+            c = make(broker, "ours", on_message=inbox)
+            await c.connect()
+            await c.subscribe("to-ours", qos=2)
+            for i in range(5):
+                await c.publish("to-paho", b"m%d" % i, qos=2)
+            for i in range(5):
+                other.publish("to-ours", b"p%d" % i, qos=2)
+            got = await inbox.wait(5)
+            for _ in range(200):
+                if len(paho_inbox) >= 5:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            assert sorted(m[1] for m in got) == [b"p%d" % i for i in range(5)]
+            assert all(m[3] == 2 for m in got)
+            await c.disconnect()
+
+        run(go())
+        assert sorted(m[1] for m in paho_inbox) == [b"m%d" % i for i in range(5)]
+        assert all(m[3] == 2 for m in paho_inbox)
+    finally:
+        other.loop_stop()
+        other.disconnect()
