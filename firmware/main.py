@@ -5,5 +5,7 @@ import sys
 import tether_firmware
 
 rc = tether_firmware.main()
-if rc and sys.platform in ("linux", "darwin"):  # a board stays in the REPL instead
+# Run as a script on a host, the exit status tells the caller what happened; on a board
+# (or `import main` at a REPL) a failure leaves the REPL available instead.
+if rc and __name__ == "__main__" and sys.platform in ("linux", "darwin"):
     sys.exit(rc)

@@ -136,9 +136,17 @@ def load_board():
         if _exists(path):
             try:
                 with open(path) as f:
-                    return json.load(f)
+                    board = json.load(f)
             except ValueError:
                 _log.warning("%s is not valid JSON: ignored", path)
+                return {}
+            if board.get("port") != sys.platform:
+                # e.g. an ESP32 bundle on the simulated board: its pins and radio are not here
+                _log.info(
+                    "%s is for %s, this is %s: ignored", path, board.get("port"), sys.platform
+                )
+                return {}
+            return board
     return {}
 
 
@@ -435,5 +443,7 @@ def main(argv=None):
     except Exception as exc:
         # CredentialError and friends: say what is wrong, never the secret, stay usable.
         print("tether: stopped: %s: %s" % (type(exc).__name__, exc))
+        if not isinstance(exc, (ValueError, OSError)):  # a bug, not a setting: show where
+            print_exception(exc)
         return 2
     return 0

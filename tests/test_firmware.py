@@ -1,0 +1,380 @@
+"""The firmware (firmware/main.py) on the MicroPython unix port with the fake hardware.
+
+Each test writes a settings.json + secrets, starts `micropython firmware/main.py` against
+the in-process cloud emulator (tools/cloudsim) and reads the firmware's log. The fakes
+(tether.hal.fakes) stand in for WiFi and the RTC and fail like the hardware does.
+"""
+
+import json
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cloudsim_fixtures import cloudsim  # noqa: F401
+from mpy import ROOT, micropython_cmd, micropython_env
+
+FIRMWARE = ROOT / "firmware"
+DEVICE = "e6a1f9b0-0000-4000-8000-00000000f1f1"
+THING = "11111111-2222-4333-8444-55555555f1f1"
+SECRET = "s3cret-Do-Not-Print-7f3a"
+WIFI_PASS = "wifi-Pass-Do-Not-Print-91c2"
+pytestmark = pytest.mark.timeout(120)
+
+
+class Firmware:
+    """A firmware process whose output is collected line by line."""
+
+    def __init__(self, settings_path, env_extra=None):
+        env = micropython_env(FIRMWARE)
+        env.update(env_extra or {})
+        self.proc = subprocess.Popen(
+            micropython_cmd(FIRMWARE / "main.py", settings_path),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        self.lines = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    @property
+    def output(self):
+        return "\n".join(line for _, line in self.lines)
+
+    def wait_for(self, pattern, timeout=20, start=0):
+        """Index of the first line at or after `start` matching pattern."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for i in range(start, len(self.lines)):
+                if rx.search(self.lines[i][1]):
+                    return i
+            if self.proc.poll() is not None and not self._t.is_alive():
+                break
+            time.sleep(0.02)
+        raise AssertionError("no %r in firmware output:\n%s" % (pattern, self.output[-4000:]))
+
+    def wait(self, timeout=30):
+        rc = self.proc.wait(timeout)
+        self._t.join(5)
+        return rc
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._t.join(5)
+
+
+def write_settings(tmp_path, sim=None, secrets=None, **over):
+    settings = {
+        "device_id": DEVICE,
+        "app": None,
+        "watchdog_ms": 5000,
+        "log_level": "info",
+        "fake": {"assoc_ms": 50},
+    }
+    if sim is not None:
+        settings.update(
+            server="127.0.0.1",
+            port=sim.ports["password"],
+            credentials={"ca": str(sim.ca.cert_der_path)},
+        )
+    fake = dict(settings["fake"], **over.pop("fake", {}))
+    settings.update(over)
+    settings["fake"] = fake
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    if secrets is None:
+        secrets = {"wifi_ssid": "tether-net", "wifi_password": WIFI_PASS, "secret_key": SECRET}
+    if isinstance(secrets, str):
+        (tmp_path / "secrets.py").write_text(secrets)
+    elif secrets:
+        (tmp_path / "secrets.json").write_text(json.dumps(secrets))
+    return path
+
+
+def run_firmware(settings_path, run_s=None, timeout=60):
+    env = {"TETHER_RUN_S": str(run_s)} if run_s else {}
+    fw = Firmware(settings_path, env)
+    try:
+        rc = fw.wait(timeout)
+    finally:
+        fw.stop()
+    return rc, fw
+
+
+def test_boots_and_connects_to_the_cloud(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    fw = Firmware(write_settings(tmp_path, cloudsim))
+    try:
+        i = fw.wait_for(r"tether: connected (\d+) ms after boot", 30)
+        ms = int(re.search(r"(\d+) ms", fw.lines[i][1]).group(1))
+        print("boot-to-connected on the unix port: %d ms" % ms)
+        assert ms < 10000
+        cloudsim.wait_connected(DEVICE, timeout=5)
+    finally:
+        fw.stop()
+    assert SECRET not in fw.output and WIFI_PASS not in fw.output
+
+
+def test_wifi_that_fails_n_times_then_succeeds_backs_off(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    path = write_settings(tmp_path, cloudsim, fake={"wifi_failures": 3})
+    fw = Firmware(path)
+    try:
+        fw.wait_for(r"tether: connected", 40)
+    finally:
+        fw.stop()
+    fails = [ln for _, ln in fw.lines if "attempt" in ln and "failed" in ln]
+    assert len(fails) == 3, fw.output
+    delays = [int(re.search(r"next in (\d+) ms", ln).group(1)) for ln in fails]
+    for ceiling, d in zip((1000, 2000, 4000), delays):
+        assert ceiling // 2 <= d <= ceiling, delays
+    assert "up after 4 attempt(s)" in fw.output
+
+
+def test_link_drop_is_recovered(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    control = tmp_path / "wifi-control"
+    fw = Firmware(write_settings(tmp_path, cloudsim, fake={"control": str(control)}))
+    try:
+        i = fw.wait_for(r"cloud connected", 30)
+        control.write_text("drop")
+        i = fw.wait_for(r"link lost", 10, i)
+        i = fw.wait_for(r"cloud disconnected", 10, i)
+        fw.wait_for(r"attempt \d+ failed", 10, i)  # the AP is still gone
+        control.write_text("up")
+        i = fw.wait_for(r"up after \d+ attempt", 20, i)
+        fw.wait_for(r"cloud connected", 30, i)
+    finally:
+        fw.stop()
+    connects = [e for e in cloudsim.events(DEVICE) if e["kind"] == "connected"]
+    assert len(connects) >= 2
+
+
+class SntpServer:
+    """SNTP on 127.0.0.1 (a free port) answering with the host's clock."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.served = 0
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                req, addr = self.sock.recvfrom(64)
+            except OSError:
+                continue
+            now = time.time() + 2208988800
+            resp = bytearray(48)
+            resp[0], resp[1] = 0x24, 2  # version 4, server; stratum 2
+            resp[24:32] = req[40:48]
+            resp[40:48] = struct.pack("!II", int(now), int((now % 1) * 2**32))
+            self.sock.sendto(resp, addr)
+            self.served += 1
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.sock.close()
+
+
+def test_time_on_a_2000_epoch_board_is_unix_time(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    (tmp_path / "clockapp.py").write_text(
+        "from tether.hal import clock\n"
+        "def setup(client):\n"
+        "    c = clock.get_clock()\n"
+        "    print('CLOCK offset=%d port=%d unix=%d' % (c.offset, c.time(), clock.unix_time()))\n"
+    )
+    sntp = SntpServer()
+    try:
+        path = write_settings(
+            tmp_path,
+            cloudsim,
+            app="clockapp",
+            fake={"epoch": 2000},
+            time={"servers": ["127.0.0.1"], "port": sntp.port, "timeout_ms": 1000},
+        )
+        fw = Firmware(path)
+        try:
+            i = fw.wait_for(r"CLOCK offset=", 30)
+            host_now = time.time()
+        finally:
+            fw.stop()
+    finally:
+        sntp.close()
+    assert "set from 127.0.0.1" in fw.output
+    m = re.search(r"offset=(\d+) port=(\d+) unix=(\d+)", fw.lines[i][1])
+    offset, port_s, unix_s = (int(x) for x in m.groups())
+    assert offset == 946684800  # the fake RTC counts from 2000 like esp32/stm32
+    assert abs(port_s + offset - unix_s) <= 1
+    assert abs(unix_s - host_now) <= 3
+
+
+def test_pem_key_stops_with_the_conversion_command(tmp_path):
+    from tools.pki import make_pki
+
+    paths = make_pki(str(tmp_path / "pki"))
+    key_pem = Path(paths["device_key_pem"]).read_text()
+    settings = write_settings(
+        tmp_path,
+        port=1,
+        server="127.0.0.1",
+        credentials={"key": paths["device_key_pem"], "cert": paths["device_cert_der"]},
+    )
+    rc, fw = run_firmware(settings)
+    assert rc == 2
+    cmd = "openssl ec -in %s -outform DER -out %s" % (
+        paths["device_key_pem"],
+        paths["device_key_pem"][:-4] + ".der",
+    )
+    assert cmd in fw.output, fw.output
+    body = key_pem.splitlines()[1]
+    assert body not in fw.output  # the key itself is never printed
+
+
+def test_se05x_key_without_the_tls_hook_is_a_clear_error(tmp_path):
+    from tools.pki import make_pki
+
+    paths = make_pki(str(tmp_path / "pki"))
+    cert = Path(paths["device_cert_der"]).read_bytes()
+    settings = write_settings(
+        tmp_path,
+        port=1,
+        server="127.0.0.1",
+        credentials={"key": "se05x:token=0x00000064", "cert": "se05x:token=0x00000065"},
+        fake={"se05x": {"objects": {"0x65": cert.hex() + "ff" * 100}, "keys": {}}},
+    )
+    rc, fw = run_firmware(settings)
+    assert rc == 2
+    assert "ecdsa_sign_callback" in fw.output and "Portenta H7" in fw.output, fw.output
+
+
+def test_secrets_py_of_the_original_client_is_accepted(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    secrets_py = (
+        'WIFI_SSID = "tether-net"\nWIFI_PASS = "%s"\nDEVICE_ID = "%s"\nSECRET_KEY = "%s"\n'
+    )
+    path = write_settings(tmp_path, cloudsim, secrets=secrets_py % (WIFI_PASS, DEVICE, SECRET))
+    data = json.loads(path.read_text())
+    del data["device_id"]  # from secrets.py
+    data["log_level"] = "debug"  # even at debug level no secret is printed
+    path.write_text(json.dumps(data))
+    fw = Firmware(path)
+    try:
+        fw.wait_for(r"tether: connected", 30)
+    finally:
+        fw.stop()
+    assert "joining 'tether-net'" in fw.output
+    assert SECRET not in fw.output and WIFI_PASS not in fw.output
+
+
+def test_safe_mode_file_skips_app_and_cloud(tmp_path):
+    (tmp_path / "app.py").write_text("print('APP RAN')\n")
+    path = write_settings(tmp_path, port=1, server="127.0.0.1", app="app")
+    (tmp_path / "SAFE").write_text("")
+    rc, fw = run_firmware(path)
+    assert rc == 1
+    assert "safe mode (file SAFE present)" in fw.output
+    assert "APP RAN" not in fw.output and "joining" not in fw.output
+
+
+def test_broken_settings_fall_back_to_safe_mode(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text("{not json")
+    rc, fw = run_firmware(path)
+    assert rc == 2 and "not valid JSON -- safe mode" in fw.output
+
+
+def test_app_runs_and_a_broken_app_does_not_stop_the_cloud(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    (tmp_path / "badapp.py").write_text(
+        "def setup(client):\n    client.register('led', value=1)\n    raise ValueError('oops')\n"
+    )
+    fw = Firmware(write_settings(tmp_path, cloudsim, app="badapp"))
+    try:
+        fw.wait_for(r"app setup failed: ValueError: oops", 30)
+        fw.wait_for(r"tether: connected", 30)
+    finally:
+        fw.stop()
+
+
+def test_example_app_pushes_its_variables(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    (tmp_path / "app.py").write_text((FIRMWARE / "app.py").read_text())
+    fw = Firmware(write_settings(tmp_path, cloudsim, app="app"))
+    try:
+        fw.wait_for(r"tether: connected", 30)
+        cloudsim.write(THING, "sw1", True)
+        fw.wait_for(r"switch -> True", 10)
+        cloudsim.wait_for_value(THING, "led", True, timeout=10)
+    finally:
+        fw.stop()
+
+
+def test_watchdog_resets_when_the_chain_makes_no_progress(tmp_path):
+    # the cloud never answers (nothing listens on the port): after stall_s the guard stops
+    # feeding and the (fake) watchdog resets the "board"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    path = write_settings(
+        tmp_path, port=dead_port, server="127.0.0.1", insecure=True, stall_s=1, watchdog_ms=500
+    )
+    t0 = time.monotonic()
+    rc, fw = run_firmware(path, timeout=30)
+    assert rc == 3, fw.output
+    assert "watchdog reset" in fw.output
+    assert time.monotonic() - t0 < 15
+
+
+def test_runs_for_tether_run_s_then_exits_cleanly(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    rc, fw = run_firmware(write_settings(tmp_path, cloudsim), run_s=3)
+    assert rc == 0 and "run time over" in fw.output
+
+
+def test_settings_path_from_the_environment(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    path = write_settings(tmp_path, cloudsim)
+    env = micropython_env(FIRMWARE)
+    env.update(TETHER_SETTINGS=str(path), TETHER_RUN_S="2")
+    proc = subprocess.run(
+        micropython_cmd(FIRMWARE / "main.py"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tether: connected" in proc.stdout
+
+
+def test_unknown_cloud_profile_is_refused(tmp_path):
+    rc, fw = run_firmware(write_settings(tmp_path, cloud="azure", port=1))
+    assert rc == 2 and "cloud 'azure' unknown" in fw.output
