@@ -409,6 +409,13 @@ def nested_list(levels):
     return value
 
 
+def test_stack_exhaustion_is_a_cbor_error():
+    # Only reachable when a caller lifts max_depth: the interpreter's own recursion limit
+    # (RecursionError on CPython, RuntimeError on MicroPython) still comes out as CBORError.
+    for opener in (b"\x81", b"\xa1\x00", b"\xc1"):
+        raises(CBORError, loads, opener * 100000 + b"\x00", max_depth=1000000, max_items=10**7)
+
+
 def test_depth_limit_is_exact():
     assert loads(b"\x81" * 16 + b"\x00") == nested_list(16)
     bad("81" * 17 + "00")
