@@ -155,6 +155,30 @@ def test_server_certificate_verifies_for_localhost_and_127_0_0_1(cloudsim):  # n
                 assert tls.getpeercert()["subject"]
 
 
+def test_refused_client_with_a_connected_devices_id_does_not_disturb_it(cloudsim, device):  # noqa: F811
+    dev, probe = device
+    assert probe.subscribe("/a/t/%s/e/i" % dev.thing_id, 0) == 0
+    intruder = MqttProbe(cloudsim, "dev-1", username="dev-1", password="guess")
+    try:
+        assert intruder.connack_code() == NOT_AUTHORIZED
+    finally:
+        intruder.close()
+    # the real device kept its connection and its subscriptions
+    assert cloudsim.device("dev-1").connected
+    cloudsim.write(dev.thing_id, "sw1", True)
+    assert probe.next("/a/t/%s/e/i" % dev.thing_id)[1] == bytes.fromhex("81a2006373773104f5")
+
+
+def test_garbage_instead_of_connect_is_closed(cloudsim):  # noqa: F811
+    ctx = ssl.create_default_context(cafile=str(cloudsim.ca.cert_pem_path))
+    with socket.create_connection(("127.0.0.1", cloudsim.ports["password"]), 5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.settimeout(5)
+            tls.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert tls.recv(16) == b""
+    cloudsim.wait_event(None, "bad-connect")
+
+
 def test_refuse_connect_knob(cloudsim):  # noqa: F811
     cloudsim.add_device("dev-1", secret="s3cret")
     cloudsim.set_knobs(refuse_connect=True)

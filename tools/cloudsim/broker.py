@@ -1,9 +1,12 @@
 """The embedded MQTT broker: amqtt behind TLS listeners of our own.
 
 We accept TCP/TLS connections ourselves (so we choose the TLS settings per port and know
-which port a connection came in on) and hand each stream to amqtt as an "external"
-listener. One amqtt plugin (CloudPlugin) does authentication, per-device topic checks and
-forwards connect/subscribe/publish events to the Cloud.
+which port a connection came in on), read and check the CONNECT there (bad credentials get
+CONNACK 5 and never reach amqtt), then hand the stream, CONNECT included, to amqtt as an
+"external" listener. One amqtt plugin (CloudPlugin) admits only the connections checked
+here, enforces per-device topics and forwards connect/subscribe/publish events to the
+Cloud. A keepalive watchdog drops clients silent for 1.5 x their keepalive (amqtt's broker
+does not).
 
 Ports: "password" (TLS, server auth only; username/password), "certificate" (mutual TLS
 against the test CA; the client certificate names the device), and optionally "plain" (no
@@ -31,6 +34,11 @@ _ids = itertools.count(1)
 
 KEEPALIVE_FACTOR = 1.5  # protocols.md §1.7 item 8
 _WATCH_PERIOD_S = 0.2
+_CONNECT_TIMEOUT_S = 10  # a connection that sends no CONNECT is closed after this
+_MAX_CONNECT = 4096
+# CONNACK return codes (MQTT 3.1.1 §3.2.2.3)
+_UNACCEPTABLE_PROTOCOL = 1
+_NOT_AUTHORIZED = 5
 
 
 class _Conn:
@@ -42,6 +50,8 @@ class _Conn:
         self.last_rx = time.monotonic()
         self.keepalive = 0  # seconds, once authenticated
         self.client_id = None
+        self.device = None  # the Device the CONNECT proved to be, once checked
+        self.auth = None  # "password" / "certificate"
 
 
 class _TimedReader(StreamReaderAdapter):
@@ -55,6 +65,79 @@ class _TimedReader(StreamReaderAdapter):
         data = await super().read(n)
         self._conn.last_rx = time.monotonic()
         return data
+
+
+class _ReplayReader(_TimedReader):
+    """Hands amqtt the CONNECT packet we already read and checked, then the stream."""
+
+    def __init__(self, reader, conn, prefix):
+        super().__init__(reader, conn)
+        self._prefix = prefix
+
+    async def read(self, n=-1):
+        if not self._prefix:
+            return await super().read(n)
+        if n == -1 or n >= len(self._prefix):
+            data, self._prefix = self._prefix, b""
+            if n != -1 and n > len(data):
+                data += await super().read(n - len(data))
+            return data
+        data, self._prefix = self._prefix[:n], self._prefix[n:]
+        return data
+
+
+class Connect:
+    """The fields of an MQTT 3.1.1 CONNECT the cloud decides on."""
+
+    def __init__(self, body):
+        self.raw_len = len(body)
+        pos = 0
+
+        def field():
+            nonlocal pos
+            if pos + 2 > len(body):
+                raise ValueError("CONNECT truncated")
+            size = int.from_bytes(body[pos : pos + 2], "big")
+            if pos + 2 + size > len(body):
+                raise ValueError("CONNECT truncated")
+            pos += 2 + size
+            return body[pos - size : pos]
+
+        self.protocol = field().decode("utf-8", "replace")
+        if pos + 4 > len(body):
+            raise ValueError("CONNECT truncated")
+        self.level, flags = body[pos], body[pos + 1]
+        self.keepalive = int.from_bytes(body[pos + 2 : pos + 4], "big")
+        pos += 4
+        self.client_id = field().decode("utf-8", "replace")
+        if flags & 0x04:  # will topic + message
+            field()
+            field()
+        self.username = field().decode("utf-8", "replace") if flags & 0x80 else None
+        self.password = bytes(field()) if flags & 0x40 else None
+
+
+async def read_connect(reader, max_len=_MAX_CONNECT):
+    """-> (raw packet bytes, Connect). ValueError for anything but a sane CONNECT."""
+    head = await reader.readexactly(1)
+    if head[0] != 0x10:
+        raise ValueError("first packet is not CONNECT")
+    raw = bytearray(head)
+    length, shift = 0, 0
+    for _ in range(4):
+        b = (await reader.readexactly(1))[0]
+        raw.append(b)
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    else:
+        raise ValueError("bad remaining length")
+    if length > max_len:
+        raise ValueError("CONNECT too large")
+    body = await reader.readexactly(length)
+    raw += body
+    return bytes(raw), Connect(body)
 
 
 class CloudPlugin(BaseAuthPlugin, BaseTopicPlugin):
@@ -191,11 +274,24 @@ class CloudBroker:
         _REGISTRY.pop(self._key, None)
 
     async def _accepted(self, kind, reader, writer):
+        # Credentials are checked here, before amqtt sees the connection: amqtt would let
+        # a refused client with a real device's id clear and take over that device's
+        # session before sending its CONNACK.
         peer = writer.get_extra_info("peername")[:2]
         conn = self._conns[peer] = _Conn(kind, writer.transport)
         try:
+            try:
+                raw, connect = await asyncio.wait_for(read_connect(reader), _CONNECT_TIMEOUT_S)
+            except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                self.store.event(None, "bad-connect", "%s:%s %r" % (peer[0], peer[1], exc))
+                return
+            code = self._check(conn, connect, writer)
+            if code:
+                writer.write(bytes([0x20, 2, 0, code]))
+                await asyncio.wait_for(writer.drain(), 5)
+                return
             await self._broker.external_connected(
-                _TimedReader(reader, conn), StreamWriterAdapter(writer), "default"
+                _ReplayReader(reader, conn, raw), StreamWriterAdapter(writer), "default"
             )
         except Exception as exc:
             log.info("connection %s ended: %r", peer, exc)
@@ -204,32 +300,45 @@ class CloudBroker:
             if not writer.is_closing():
                 writer.transport.abort()
 
-    # -- called by the plugin ----------------------------------------------------------------
-
-    def authenticate(self, session):
-        conn = self._conns.get((session.remote_address, session.remote_port))
-        kind = conn.kind if conn else None
-        client_id = session.client_id
+    def _check(self, conn, connect, writer):
+        """0 if the CONNECT may go on, else the CONNACK return code to refuse it with."""
+        client_id = connect.client_id
+        if connect.protocol != "MQTT" or connect.level != 4:
+            self.store.event(client_id, "refused", "not MQTT 3.1.1")
+            return _UNACCEPTABLE_PROTOCOL
         if self.knobs.refuse_connect:
             self.store.event(client_id, "refused", "refuse_connect knob")
-            return False
-        if kind == "certificate":
-            der = session.ssl_object.getpeercert(binary_form=True) if session.ssl_object else None
+            return _NOT_AUTHORIZED
+        if conn.kind == "certificate":
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
             dev = auth.check_certificate(self.store, client_id, der)
             how = "certificate"
         else:
-            dev = auth.check_password(self.store, client_id, session.username, session.password)
+            dev = auth.check_password(self.store, client_id, connect.username, connect.password)
             how = "password"
         if dev is None:
             # Never log the password itself.
-            self.store.event(client_id, "refused", "bad %s credentials on %s port" % (how, kind))
+            self.store.event(
+                client_id, "refused", "bad %s credentials on the %s port" % (how, conn.kind)
+            )
+            return _NOT_AUTHORIZED
+        conn.client_id = client_id
+        conn.device = dev
+        conn.auth = how
+        conn.keepalive = connect.keepalive
+        return 0
+
+    # -- called by the plugin ----------------------------------------------------------------
+
+    def authenticate(self, session):
+        """amqtt's check: only connections our front door let through get in."""
+        conn = self._conns.get((session.remote_address, session.remote_port))
+        if conn is None or conn.device is None or conn.client_id != session.client_id:
             return False
-        if conn is not None:
-            conn.client_id = client_id
-            conn.keepalive = session.keep_alive
-        session.attributes["cloudsim.auth"] = how
-        self.sessions[client_id] = dev
-        self._session_objs[client_id] = session
+        session.attributes["cloudsim.auth"] = conn.auth
+        self.sessions[session.client_id] = conn.device
+        self._session_objs[session.client_id] = session
         return True
 
     def connected(self, client_id, session):
