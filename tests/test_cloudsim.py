@@ -15,6 +15,8 @@ import cbor2
 import pytest
 from cloudsim_fixtures import MqttProbe, cloudsim  # noqa: F401
 
+from tools.cloudsim import CloudSim
+
 pytestmark = pytest.mark.timeout(60)
 
 NOT_AUTHORIZED = 5  # CONNACK return code
@@ -433,3 +435,17 @@ def test_restart_keeps_ports_registry_and_values(cloudsim, device):  # noqa: F81
     assert cloudsim.values(dev.thing_id)["t"] == 3
     # paho reconnects by itself (loop_start) and gets in again
     cloudsim.wait_connected("dev-1", timeout=15)
+
+
+def test_server_certificate_with_extra_names_for_a_lan_board(tmp_path):
+    sim = CloudSim(tmp_path / "cs", dashboard=False, server_names=["board-host.test", "10.1.2.3"])
+    with sim:
+        for name in ("board-host.test", "10.1.2.3", "localhost"):
+            ctx = ssl.create_default_context(cafile=str(sim.ca.cert_pem_path))
+            with socket.create_connection(("127.0.0.1", sim.ports["password"]), 5) as raw:
+                with ctx.wrap_socket(raw, server_hostname=name) as tls:
+                    assert tls.version()
+        ctx = ssl.create_default_context(cafile=str(sim.ca.cert_pem_path))
+        with socket.create_connection(("127.0.0.1", sim.ports["password"]), 5) as raw:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                ctx.wrap_socket(raw, server_hostname="other.test")

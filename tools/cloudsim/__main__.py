@@ -108,6 +108,7 @@ def cmd_serve(args):
         http_port=args.http_port,
         plain_port=args.plain_port,
         store=store,
+        server_names=args.server_name or (),
     )
     for spec in args.device or ():
         device_id, _, secret = spec.partition(":")
@@ -125,6 +126,12 @@ def cmd_serve(args):
         % (sim.ports["password"], sim.ports["certificate"], sim.ca.cert_pem_path)
     )
     print("cloudsim: dashboard %s" % sim.dashboard_url, flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            "cloudsim: WARNING listening on %s: anyone on that network can reach the "
+            "dashboard (no login) and the broker" % args.host,
+            flush=True,
+        )
     if args.info_file:
         tmp = args.info_file + ".tmp"
         with open(tmp, "w") as f:
@@ -167,7 +174,17 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="cmd")
 
     s = sub.add_parser("serve", help="run the emulator (default)")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0 for a real board on the LAN)",
+    )
+    s.add_argument(
+        "--server-name",
+        action="append",
+        metavar="NAME_OR_IP",
+        help="extra name in the server certificate, e.g. this host's LAN IP",
+    )
     s.add_argument("--password-port", type=int, default=DEFAULT_PORTS["password"])
     s.add_argument("--certificate-port", type=int, default=DEFAULT_PORTS["certificate"])
     s.add_argument("--http-port", type=int, default=DEFAULT_PORTS["http"])

@@ -6,12 +6,15 @@ device id) are issued here on demand with tools.pki.issue_device. Every file exi
 (CPython) and DER (MicroPython). This is a test CA: its key is unencrypted on purpose.
 """
 
+import datetime
 import hashlib
+import ipaddress
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tools import pki as test_pki
 
@@ -34,9 +37,52 @@ class TestCA:
     def cert_der_path(self):
         return self.dir / "ca.crt.der"
 
-    def server_files(self):
-        """(cert.pem, key.pem) of the emulator's certificate for localhost and 127.0.0.1."""
-        return self.dir / "server.crt.pem", self.dir / "server.key.pem"
+    def server_files(self, extra_names=()):
+        """(cert.pem, key.pem) of the emulator's certificate: for localhost and 127.0.0.1,
+        plus extra_names (host names or IP addresses a real board on the LAN will use)."""
+        if not extra_names:
+            return self.dir / "server.crt.pem", self.dir / "server.key.pem"
+        names = ["localhost", "127.0.0.1"] + sorted(set(extra_names))
+        stem = "server-" + hashlib.sha256(",".join(names).encode()).hexdigest()[:12]
+        cert, key = self.dir / (stem + ".crt.pem"), self.dir / (stem + ".key.pem")
+        if not cert.exists():
+            self._issue_server(names, cert, key)
+        return cert, key
+
+    def _issue_server(self, names, cert_path, key_path):
+        alt = []
+        for n in names:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(n)))
+            except ValueError:
+                alt.append(x509.DNSName(n))
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+        key_path.chmod(0o600)
 
     def bad_file(self, name):
         """One of tools.pki's bad files, e.g. bad_file("client_unknown_ca.crt.pem")."""

@@ -41,10 +41,12 @@ class CloudSim:
         plain_port=None,
         dashboard=True,
         store=None,
+        server_names=(),
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
+        self.server_names = tuple(server_names)  # beyond localhost/127.0.0.1 (a LAN board)
         self.ca = pki.TestCA(self.workdir / "pki")
         self.store = store or Store()
         self.knobs = Knobs()
@@ -115,7 +117,7 @@ class CloudSim:
         self.stop()
 
     async def _astart(self):
-        cert, key = self.ca.server_files()
+        cert, key = self.ca.server_files(self.server_names)
         contexts = {
             "password": broker_mod.server_context(cert, key),
             "certificate": broker_mod.server_context(cert, key, self.ca.cert_pem_path),
