@@ -104,6 +104,46 @@ def test_switch_in_the_page_reaches_on_write(cloudsim, board, browser, tmp_path)
     assert cloudsim.values(dev.thing_id)["led"] is False
 
 
+def _set_input(browser, element, value):
+    # Colour pickers and sliders have no keyboard path selenium can drive: set the value the
+    # way the browser's own widget would, then fire the same change event.
+    browser.execute_script(
+        "arguments[0].value = arguments[1];"
+        "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+        element,
+        value,
+    )
+
+
+def test_color_slider_and_knob_widgets(cloudsim, browser):  # noqa: F811
+    dev = cloudsim.add_device("dev-widgets", secret="x")
+    cloudsim.set_values(
+        dev.thing_id,
+        {"light": {"swi": True, "hue": 0.0, "sat": 100.0, "bri": 100.0}, "level": 10},
+    )
+    browser.get(cloudsim.dashboard_url)
+    wait = WebDriverWait(browser, 15)
+    card = '[data-device="dev-widgets"]'
+    picker = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, card + ' input[data-color="light"]'))
+    )
+    assert picker.get_attribute("value") == "#ff0000"  # hue 0, full saturation/brightness
+    _set_input(browser, picker, "#00ff00")
+    cloudsim.wait_for_value(dev.thing_id, "light:hue", 120.0, timeout=5)
+    values = cloudsim.values(dev.thing_id)
+    assert (values["light:sat"], values["light:bri"], values["light:swi"]) == (100.0, 100.0, True)
+    slider = browser.find_element(By.CSS_SELECTOR, card + ' input[type=range][data-var="level"]')
+    _set_input(browser, slider, "42")
+    assert cloudsim.wait_for_value(dev.thing_id, "level", 42, timeout=5) == 42
+    # the knobs panel drives the emulator
+    knob = browser.find_element(By.CSS_SELECTOR, 'input[data-knob="mute"][value="last_values"]')
+    knob.click()
+    deadline = time.monotonic() + 5
+    while "last_values" not in cloudsim.knobs.mute and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cloudsim.knobs.mute == {"last_values"}
+
+
 def test_number_and_text_writes_from_the_page(cloudsim, browser):  # noqa: F811
     dev = cloudsim.add_device("dev-page", secret="x")
     cloudsim.set_values(dev.thing_id, {"setpoint": 20, "label": "hall"})

@@ -180,6 +180,20 @@ def test_certificate_auth_command_flow(cloudsim, boards):  # noqa: F811
     board.wait_line("e2e: write msg 'hello'")
     assert_pushed_values(cloudsim, dev.thing_id)
     assert_writes_reach_on_write(cloudsim, dev.thing_id, board)
+    cloudsim.send_timezone(dev.id, 7200, 1900000000)
+    board.wait_line("timezone offset 7200 s until 1900000000", timeout=10)
+
+
+def test_malformed_replies_are_survived(cloudsim, boards):  # noqa: F811
+    dev = cloudsim.add_device(new_id(), secret="pw")
+    cloudsim.set_values(dev.thing_id, LAST_VALUES)
+    cloudsim.set_knobs(malformed=["thing_id", "thing_update"])
+    board = boards(dev.id)
+    board.wait_line("bad message on /a/d/%s/" % dev.id, timeout=15)
+    assert cloudsim.device(dev.id).connected  # still connected, still asking
+    cloudsim.set_knobs(malformed=[])
+    board.wait_line("attached to thing %s" % dev.thing_id, timeout=15)
+    board.wait_line("e2e: write count 7", timeout=10)
 
 
 def test_not_linked_then_linked(cloudsim, boards):  # noqa: F811
