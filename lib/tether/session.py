@@ -1,71 +1,264 @@
-"""Connection supervisor: stages -> connect -> serve -> teardown -> backoff -> again.
+"""Connection supervisor: stages -> connect -> sync -> serve -> teardown -> backoff -> again.
 
     session = Session(connect, serve)
-    session.stages.append(wifi_up)      # async def wifi_up(): ...  (run before each connect)
+    session.add_stage("wifi", wifi_up, timeout_ms=20000)   # or stages.append(async fn)
+    session.add_stage("time", time_up, timeout_ms=10000)
+    session.add_stage("dns", session.dns_stage(host, link_up=sta.isconnected))
     await session.run()                 # forever, until session.stop()
 
-`connect()` returns a connection object with `close()`, `connected` and
-`async wait_closed()` (a tether.mqtt.MQTTClient is one); `serve(conn)` does the cloud
-sync and then whatever the cloud profile needs while connected. The session ends the round
-when the connection dies (it cancels `serve`) or when `serve` returns or raises (it closes
-the connection), then waits an exponential backoff with jitter (1 s doubling to 32 s,
-each wait drawn from [d/2, d]) before the next round. A round that reached "ready" resets
-the backoff, so a healthy link that drops reconnects after about a second.
+The chain is WiFi -> time -> DNS -> TCP -> TLS -> MQTT -> cloud sync. The pre-connect
+stages are async callables the app adds (a plain callable in `stages` is named after its
+function). `connect()` covers TCP, TLS and MQTT: it returns a connection object with
+`close()`, `connected` and `async wait_closed()` (a tether.mqtt.MQTTClient is one); its
+failure is attributed to "tcp", "tls" or "mqtt" from the exception. `serve(conn)` does the
+cloud sync, calls `session.ready()`, then serves while connected.
 
-State and counters are plain attributes the app can read at any time: `state` (IDLE,
-STAGES, CONNECTING, SYNCING, READY, BACKOFF or STOPPED), `attempts`, `connects`,
-`reconnects`, `failures`, `last_error`.
+Every stage has a deadline (`timeout_ms` per stage, `connect_timeout_ms`, and
+`sync_timeout_ms` from connection to ready()); a stage that misses it or fails tears the
+round down: the connection is closed, serve is cancelled, and the session waits an
+exponential backoff with jitter (1 s doubling to 32 s, each wait drawn from [d/2, d])
+before the next round. A round that reached "ready" resets the backoff, so a healthy link
+that drops reconnects after about a second. Every round is a fresh connect and a fresh
+serve(), so subscriptions and the cloud sync are redone on every reconnect.
+
+Watchdog: give a tether.hal.watchdog.Guard as `guard`; progress is reported when a stage
+completes, on connect, on ready, and every `monitor_ms` while the connection is up. A
+chain that hangs (no stage completes) stops the feeding and the watchdog resets the board.
+
+State and counters are plain attributes the app reads at any time: `state` (IDLE, STAGES,
+CONNECTING, SYNCING, READY, BACKOFF or STOPPED), `stage` (the one running), `attempts`,
+`connects`, `reconnects`, `failures`, `failures_by_stage`, `last_error`; `diagnostics()`
+returns them with queue depth, drops and heap free in one dict, and `on_diagnostics`
+(async, called every `diag_interval_ms` while ready) lets the app publish it.
 """
 
 import asyncio
 import random
+import sys
 
 from tether import log
-from tether.compat import print_exception
+from tether.compat import const, print_exception, ticks_diff, ticks_ms
+
+try:
+    import gc
+except ImportError:  # pragma: no cover
+    gc = None
 
 _log = log.getLogger("session")
 
 IDLE = "idle"
-STAGES = "stages"  # running pre-connect stages (network, time)
-CONNECTING = "connecting"
+STAGES = "stages"  # running pre-connect stages (network, time, dns)
+CONNECTING = "connecting"  # tcp, tls, mqtt
 SYNCING = "syncing"  # connected, cloud sync in progress
 READY = "ready"
 BACKOFF = "backoff"
 STOPPED = "stopped"
 
+_STAGE_TIMEOUT_MS = const(30000)
+_DNS_TTL_MS = const(3600000)
+
+
+def _name_of(fn):
+    name = getattr(fn, "__name__", None) or "stage"
+    return name.lstrip("_")
+
+
+def connect_stage_of(exc):
+    """Which of tcp / tls / mqtt an exception from connect() belongs to.
+
+    MQTT errors carry their own type; TLS failures show up as ssl errors on CPython and as
+    OSError with a negative (mbedTLS) code or a TLS word in the text on MicroPython."""
+    try:
+        from tether.mqtt_packet import MQTTError
+
+        if isinstance(exc, MQTTError):
+            return "mqtt"
+    except ImportError:
+        pass
+    ssl = sys.modules.get("ssl")  # if nobody imported ssl, this is no SSL error
+    for name in ("SSLError", "CertificateError"):
+        cls = getattr(ssl, name, None) if ssl is not None else None
+        if cls is not None and isinstance(exc, cls):
+            return "tls"
+    text = str(exc)
+    for word in ("SSL", "TLS", "certificate", "MBEDTLS", "handshake"):
+        if word in text:
+            return "tls"
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int) and args[0] < 0:
+        return "tls"
+    return "tcp"
+
+
+def heap_free():
+    """Free GC heap in bytes on MicroPython; None where the interpreter does not say."""
+    if gc is not None and hasattr(gc, "mem_free"):
+        return gc.mem_free()
+    return None
+
+
+class Resolver:
+    """DNS with a cache, asked only while the link has an address.
+
+    On MicroPython getaddrinfo blocks the loop (up to the resolver's timeout), so it runs
+    once per host per `ttl_ms`, never while the link is down, and not at all for a literal
+    IP address. `invalidate()` after a TCP failure makes the next round ask again.
+    """
+
+    def __init__(self, ttl_ms=_DNS_TTL_MS, getaddrinfo=None):
+        self.ttl_ms = ttl_ms
+        self._gai = getaddrinfo
+        self._cache = {}  # (host, port) -> (address, ticks_ms when resolved)
+        self.lookups = 0
+
+    def cached(self, host, port):
+        hit = self._cache.get((host, port))
+        if hit is not None and ticks_diff(ticks_ms(), hit[1]) < self.ttl_ms:
+            return hit[0]
+        return None
+
+    def invalidate(self, host=None, port=None):
+        if host is None:
+            self._cache = {}
+        else:
+            self._cache.pop((host, port), None)
+
+    async def resolve(self, host, port, link_up=None):
+        if _is_ip(host):
+            return host
+        hit = self.cached(host, port)
+        if hit is not None:
+            return hit
+        if link_up is not None and not link_up():
+            raise OSError(101, "DNS for %s: the link has no address" % host)
+        gai = self._gai
+        if gai is None:
+            import socket
+
+            gai = socket.getaddrinfo
+        await asyncio.sleep(0)  # let the loop run what is due before the blocking call
+        self.lookups += 1
+        info = gai(host, port)
+        if not info:
+            raise OSError(-2, "DNS: no address for %s" % host)
+        addr = info[0][-1]
+        ip = addr[0] if isinstance(addr, tuple) else _ntoa(addr)
+        self._cache[(host, port)] = (ip, ticks_ms())
+        return ip
+
+
+def _is_ip(host):
+    parts = host.split(".")
+    if len(parts) == 4:
+        for p in parts:
+            if not p.isdigit() or int(p) > 255:
+                return False
+        return True
+    return ":" in host  # IPv6 literal
+
+
+def _ntoa(addr):
+    # MicroPython returns a sockaddr as bytes: family(2) port(2) ipv4(4) ...
+    b = bytes(addr)
+    return "%d.%d.%d.%d" % (b[4], b[5], b[6], b[7])
+
 
 class Session:
-    def __init__(self, connect, serve, stages=None, backoff_min_ms=1000, backoff_max_ms=32000):
+    def __init__(
+        self,
+        connect,
+        serve,
+        stages=None,
+        backoff_min_ms=1000,
+        backoff_max_ms=32000,
+        connect_timeout_ms=30000,
+        sync_timeout_ms=600000,
+        guard=None,
+        store=None,
+        monitor_ms=1000,
+    ):
         self.connect = connect
         self.serve = serve
+        # Items: async callables (named after their function) or (name, fn, timeout_ms).
         self.stages = list(stages or ())
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
+        self.connect_timeout_ms = connect_timeout_ms
+        self.sync_timeout_ms = sync_timeout_ms
+        self.guard = guard
+        self.store = store  # a tether.store.Store: its depth and drops join diagnostics
+        self.monitor_ms = monitor_ms
+        self.on_diagnostics = None  # async fn(session, dict), called while ready
+        self.diag_interval_ms = 60000
+        self.resolver = Resolver()
         self.state = IDLE
+        self.stage = None
         self.conn = None
         self.attempts = 0  # connection attempts started
         self.connects = 0  # attempts that reached a connection
         self.reconnects = 0  # connections after the first one
         self.failures = 0  # rounds that ended in an error before "ready"
+        self.failures_by_stage = {}  # stage name -> failures there
+        self.connection_lost = 0  # rounds that were ready, then lost the connection
         self.last_error = None
+        self.last_failed_stage = None
+        self.last_ready_ms = None  # ms from the start of the round to ready()
+        self.heap_min = None
         self._was_ready = False
         self._stop = False
         self._backoff_ms = 0
+        self._round_t0 = 0
+        self._wake = None
+        self._counted = False
+        self.address = None  # what the dns stage resolved
+
+    # ---- configuration -------------------------------------------------------------
+
+    def add_stage(self, name, fn, timeout_ms=_STAGE_TIMEOUT_MS):
+        """Run `await fn()` before every connect, bounded by timeout_ms."""
+        self.stages.append((name, fn, timeout_ms))
+
+    def dns_stage(self, host, port=0, link_up=None, on_address=None):
+        """A stage that resolves `host` (cached) while the link is up; the address goes to
+        `self.address` and to on_address(ip)."""
+
+        async def dns():
+            ip = await self.resolver.resolve(host, port, link_up)
+            self.address = ip
+            if on_address is not None:
+                on_address(ip)
+
+        return dns
+
+    # ---- called by serve() / the app -----------------------------------------------
 
     def ready(self):
         """Called by serve() once the cloud sync is done."""
         self.state = READY
+        self.stage = None
         self._was_ready = True
+        self.last_ready_ms = ticks_diff(ticks_ms(), self._round_t0)
+        self.progress("ready")
 
     def syncing(self):
         """Called by serve() when it goes back to syncing (e.g. the thing was detached)."""
         self.state = SYNCING
+        self.stage = "sync"
+
+    def progress(self, what=None):
+        """Something moved forward: feed the watchdog guard (if any)."""
+        if self.guard is not None:
+            self.guard.progress(what)
 
     def stop(self):
         self._stop = True
         conn = self.conn
         if conn is not None:
             conn.close()
+        if self._wake is not None:
+            self._wake.set()
+
+    # ---- the loop ------------------------------------------------------------------
 
     async def run(self):
         self._stop = False
@@ -75,48 +268,124 @@ class Session:
                 break
             await self._backoff()
         self.state = STOPPED
+        self.stage = None
+
+    def _fail(self, stage, exc):
+        self.failures += 1
+        self.failures_by_stage[stage] = self.failures_by_stage.get(stage, 0) + 1
+        self.last_failed_stage = stage
+        self._failed(stage, exc)
 
     async def run_once(self):
         """One round: stages, connect, serve until the connection ends, teardown."""
         self._was_ready = False
         self.attempts += 1
+        self._round_t0 = ticks_ms()
+        self._note_heap()
+        self.state = STAGES
+        for item in list(self.stages):
+            if isinstance(item, tuple):
+                name, fn, timeout_ms = item
+            else:
+                name, fn, timeout_ms = _name_of(item), item, _STAGE_TIMEOUT_MS
+            self.stage = name
+            try:
+                await asyncio.wait_for(fn(), timeout_ms / 1000)
+            except asyncio.TimeoutError:
+                self._fail(name, OSError(110, "stage %s: no result in %d ms" % (name, timeout_ms)))
+                return
+            except Exception as exc:
+                self._fail(name, exc)
+                return
+            self.progress(name)
+            if self._stop:
+                return
+        self.state = CONNECTING
+        self.stage = "connect"
         try:
-            self.state = STAGES
-            for stage in self.stages:
-                await stage()
-            self.state = CONNECTING
-            conn = await self.connect()
+            conn = await asyncio.wait_for(self.connect(), self.connect_timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            self._fail(
+                "tcp", OSError(110, "connect: no result in %d ms" % self.connect_timeout_ms)
+            )
+            self.resolver.invalidate()
+            return
         except Exception as exc:
-            self._failed("connect", exc)
-            self.failures += 1
+            stage = connect_stage_of(exc)
+            if stage == "tcp":
+                self.resolver.invalidate()  # the address may have moved
+            self._fail(stage, exc)
             return
         self.conn = conn
         self.connects += 1
         if self.connects > 1:
             self.reconnects += 1
+        self.progress("connect")
         self.state = SYNCING
+        self.stage = "sync"
+        self._counted = False  # the round's failure is counted once
         task = asyncio.create_task(self._serve(conn))
+        mon = asyncio.create_task(self._monitor(conn))
         try:
             await conn.wait_closed()
         finally:
-            task.cancel()
-            try:
-                await task
-            except BaseException:  # CancelledError is a BaseException on CPython
-                pass
+            for t in (task, mon):
+                t.cancel()
+            for t in (task, mon):
+                try:
+                    await t
+                except BaseException:  # CancelledError is a BaseException on CPython
+                    pass
             conn.close()
             self.conn = None
-        if not self._was_ready:
-            self.failures += 1
+        if self._was_ready:
+            self.connection_lost += 1
+        elif not self._counted:
+            why = getattr(conn, "close_reason", None) or "connection closed"
+            self._fail("sync", OSError("%s during sync" % why))
+        self.stage = None
+        self._note_heap()
         _log.info("connection closed")
 
     async def _serve(self, conn):
         try:
             await self.serve(conn)
         except Exception as exc:
-            self._failed("serve", exc)
+            if not self._was_ready:
+                self._fail("sync", exc)
+                self._counted = True
+            else:
+                self._failed("serve", exc)
         finally:
             conn.close()  # serve is over: end the round (wait_closed returns)
+
+    async def _monitor(self, conn):
+        """While connected: sync deadline, watchdog progress, diagnostics."""
+        t0 = ticks_ms()
+        last_diag = None
+        while True:
+            await asyncio.sleep(self.monitor_ms / 1000)
+            now = ticks_ms()
+            self._note_heap()
+            if not self._was_ready:
+                if ticks_diff(now, t0) > self.sync_timeout_ms:
+                    self._fail(
+                        "sync", OSError(110, "sync: not ready in %d ms" % self.sync_timeout_ms)
+                    )
+                    self._counted = True
+                    conn.close()
+                    return
+                continue
+            if getattr(conn, "connected", True):
+                self.progress("connected")
+            cb = self.on_diagnostics
+            if cb is not None and self.state == READY:
+                if last_diag is None or ticks_diff(now, last_diag) >= self.diag_interval_ms:
+                    last_diag = now
+                    try:
+                        await cb(self, self.diagnostics())
+                    except Exception as exc:
+                        self._failed("diagnostics", exc)
 
     def _failed(self, where, exc):
         self.last_error = exc
@@ -124,13 +393,54 @@ class Session:
         if log.getLevel() <= log.DEBUG:
             print_exception(exc)
 
-    async def _backoff(self):
+    def _note_heap(self):
+        free = heap_free()
+        if free is not None and (self.heap_min is None or free < self.heap_min):
+            self.heap_min = free
+
+    def next_backoff_ms(self):
+        """The next wait: doubles from backoff_min_ms to backoff_max_ms, jittered."""
         if self._was_ready:
             self._backoff_ms = 0
         d = self._backoff_ms * 2 if self._backoff_ms else self.backoff_min_ms
         self._backoff_ms = min(d, self.backoff_max_ms)
         # Jitter: a fleet that lost the broker together must not come back together.
-        wait = self._backoff_ms // 2 + random.getrandbits(16) * (self._backoff_ms // 2) // 65536
+        return self._backoff_ms // 2 + random.getrandbits(16) * (self._backoff_ms // 2) // 65536
+
+    async def _backoff(self):
+        wait = self.next_backoff_ms()
         self.state = BACKOFF
         _log.info("reconnecting in %d ms", wait)
-        await asyncio.sleep(wait / 1000)
+        self._wake = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait / 1000)
+        except asyncio.TimeoutError:
+            pass
+        self._wake = None
+
+    # ---- diagnostics ---------------------------------------------------------------
+
+    def diagnostics(self):
+        """State and counters in one dict (what on_diagnostics publishes)."""
+        d = {
+            "state": self.state,
+            "stage": self.stage,
+            "attempts": self.attempts,
+            "connects": self.connects,
+            "reconnects": self.reconnects,
+            "failures": self.failures,
+            "failures_by_stage": dict(self.failures_by_stage),
+            "connection_lost": self.connection_lost,
+            "last_error": None if self.last_error is None else repr(self.last_error),
+            "heap_free": heap_free(),
+            "heap_min": self.heap_min,
+        }
+        st = self.store
+        if st is not None:
+            d["queue_depth"] = st.depth
+            d["dropped"] = st.dropped
+        conn = self.conn
+        stats = getattr(conn, "stats", None) if conn is not None else None
+        if stats:
+            d["mqtt"] = dict(stats)
+        return d
