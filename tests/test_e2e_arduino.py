@@ -261,13 +261,13 @@ def test_wrong_secret_is_refused(cloudsim, boards):  # noqa: F811
     assert "wrong-secret-value" not in board.output()  # the secret is never printed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known device bug: tether.session.connect_stage_of reads type(exc).__mro__, which "
-    "MicroPython lacks, so a CONNACK refusal ends the firmware instead of backing off",
-)
 def test_device_keeps_trying_after_a_refusal(cloudsim, boards):  # noqa: F811
+    # A refusal is not fatal: the session backs off and tries again (and gets in once the
+    # cloud accepts it).
     dev = cloudsim.add_device(new_id(), secret="right")
-    boards(dev.id, secret="wrong")
+    board = boards(dev.id, secret="wrong")
     first = cloudsim.wait_event(dev.id, "refused", timeout=15)
     cloudsim.wait_event(dev.id, "refused", timeout=6, after=first["seq"])  # backed off, again
+    assert board.proc.poll() is None  # the firmware is still running
+    cloudsim.store.add_device(dev.id, secret="wrong")  # the cloud now accepts that secret
+    cloudsim.wait_connected(dev.id, timeout=40)
