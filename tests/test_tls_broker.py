@@ -128,6 +128,7 @@ class RecordingRelay:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.connections = []  # one dict per accepted connection: record type -> count
+        self._finished = []  # one Event per connection: its client->broker pump has ended
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
@@ -139,18 +140,21 @@ class RecordingRelay:
             except OSError:
                 continue
             counts = {}
+            done = threading.Event()
             self.connections.append(counts)
+            self._finished.append(done)
             try:
                 u = socket.create_connection(self.upstream, timeout=5)
             except OSError:
                 c.close()
+                done.set()
                 continue
-            for src, dst, rec in ((c, u, counts), (u, c, None)):
-                t = threading.Thread(target=self._pump, args=(src, dst, rec), daemon=True)
+            for src, dst, rec, ev in ((c, u, counts, done), (u, c, None, None)):
+                t = threading.Thread(target=self._pump, args=(src, dst, rec, ev), daemon=True)
                 t.start()
                 self._threads.append(t)
 
-    def _pump(self, src, dst, counts):
+    def _pump(self, src, dst, counts, done):
         src.settimeout(0.2)
         pending = b""
         try:
@@ -178,9 +182,14 @@ class RecordingRelay:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            if done is not None:
+                done.set()
 
-    def application_records(self):
-        return sum(c.get(_APPLICATION_DATA, 0) for c in self.connections)
+    def settled(self, first, timeout_s=10):
+        """Connections first.. with every client byte counted (their pumps have ended)."""
+        for ev in self._finished[first:]:
+            assert ev.wait(timeout_s), "a relayed connection is still open"
+        return self.connections[first:]
 
     def close(self):
         self._stop.set()
@@ -326,10 +335,13 @@ def assert_round_trip(res, args, out):
 @pytest.mark.parametrize("interp", INTERPRETERS)
 def test_mutual_tls_with_der_key_and_certificate(tls_setup, interp, tmp_path):
     args = client_args(tls_setup, "mtls", interp, "mtls")
+    relay = tls_setup.relays["mtls"]
+    before = len(relay.connections)
     res, out = run_client(interp, args, tmp_path)
     assert_round_trip(res, args, out)
-    # The broker saw the CONNECT only after the handshake: records 23 exist on success.
-    assert tls_setup.relays["mtls"].application_records() > 0
+    # The positive control of the relay's count: a working session sends application data.
+    new = relay.settled(before)
+    assert new and all(c.get(_APPLICATION_DATA, 0) > 0 for c in new), new
 
 
 @pytest.mark.parametrize("interp", INTERPRETERS)
@@ -446,7 +458,7 @@ def test_handshake_refused_before_any_mqtt_byte(tls_setup, interp, case, tmp_pat
     assert res["cause"] and cause in res["cause"], out
     print("%s[%s]: %s / %s" % (case, interp, res["message"], res["cause"]))
     # The relay saw the connection, and not one application-data record from the client.
-    new = relay.connections[before:]
+    new = relay.settled(before)
     assert new and new[0].get(22), "no TLS handshake went through the relay: %r" % new
     assert all(c.get(_APPLICATION_DATA, 0) == 0 for c in new), new
     # The broker never parsed a CONNECT from this client id.
@@ -472,6 +484,7 @@ def test_bad_key_refused_before_connecting(tls_setup, interp, case, tmp_path):
     relay = tls_setup.relays["mtls"]
     before = len(relay.connections)
     res, out = run_client(interp, args, tmp_path)
+    relay.settled(before)
     if case == "pem_key_where_der_is_needed" and interp == "cpython":
         # CPython's ssl module takes PEM: the same file is a working key there.
         assert_round_trip(res, args, out)
