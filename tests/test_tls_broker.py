@@ -64,12 +64,18 @@ res = {"ok": False, "stage": "credentials", "connect_ms": []}
 got = []
 heap0 = heap()
 try:
-    ctx = tlsctx.client_context(
-        cadata=[rd(p) for p in a["cas"]] if a.get("cas") else None,
-        cert=rd(a.get("cert")),
-        key=rd(a.get("key")),
-        insecure=a.get("insecure", False),
-    )
+    if a.get("via_creds"):  # the firmware's path: settings -> tether.creds -> tlsctx
+        from tether import creds
+
+        spec = {"key": a["key"], "cert": a["cert"], "ca": a["cas"]}
+        ctx = creds.make_context(creds.load_credentials({"credentials": spec}))
+    else:
+        ctx = tlsctx.client_context(
+            cadata=[rd(p) for p in a["cas"]] if a.get("cas") else None,
+            cert=rd(a.get("cert")),
+            key=rd(a.get("key")),
+            insecure=a.get("insecure", False),
+        )
     res["heap_context"] = heap()
     res["stage"] = "connect"
 
@@ -365,6 +371,26 @@ def test_pkcs8_der_key_works(tls_setup, interp, tmp_path):
     args = client_args(tls_setup, "mtls", interp, "pkcs8", key=tls_setup.pki["device_key_pk8_der"])
     res, out = run_client(interp, args, tmp_path)
     assert_round_trip(res, args, out)
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS)
+def test_firmware_credentials_from_settings(tls_setup, interp, tmp_path):
+    args = client_args(tls_setup, "mtls", interp, "creds", via_creds=True)
+    res, out = run_client(interp, args, tmp_path)
+    assert_round_trip(res, args, out)
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS)
+def test_firmware_credentials_refuse_a_pem_key_on_both_interpreters(tls_setup, interp, tmp_path):
+    # Settings must work on the board too, so tether.creds refuses PEM even on CPython.
+    key = tls_setup.pki["device_key_pem"]
+    args = client_args(tls_setup, "mtls", interp, "credspem", via_creds=True, key=key)
+    relay = tls_setup.relays["mtls"]
+    before = len(relay.connections)
+    res, out = run_client(interp, args, tmp_path)
+    assert not res["ok"] and res["error"] == "CredentialError", out
+    assert "openssl ec -in %s -outform DER" % key in res["message"], out
+    assert len(relay.connections) == before
 
 
 @pytest.mark.parametrize("interp", INTERPRETERS)
