@@ -266,23 +266,35 @@ class Firmware:
             opts["reconnects"] = wcfg["reconnects"]
         return network.get_network(kind, net, **opts)
 
-    async def wifi_up(self):
-        from tether.hal.network import bring_up
-
-        if self.station is None or self.station.isconnected():
-            return
+    def _wifi_secrets(self):
         secrets = self.settings["_secrets"]
-        ssid = secrets.get("wifi_ssid") or (self.settings.get("wifi") or {}).get("ssid")
+        wcfg = self.settings.get("wifi") or {}
+        ssid = secrets.get("wifi_ssid") or wcfg.get("ssid")
         if not ssid:
             raise SettingsError("wifi_ssid missing from the secrets")
-        timeout = (self.settings.get("wifi") or {}).get("timeout_ms", 15000)
+        return ssid, secrets.get("wifi_password", ""), wcfg.get("timeout_ms", 15000)
+
+    async def wifi_up(self):
+        """First bring-up: retries with backoff (1 s -> 32 s, jitter) until the link is up."""
+        from tether.hal.network import bring_up
+
+        ssid, password, timeout = self._wifi_secrets()
         await bring_up(
             self.station,
             ssid,
-            secrets.get("wifi_password", ""),
+            password,
             timeout,
             on_attempt=lambda n, err, delay: self.progress("wifi"),
         )
+
+    async def wifi_stage(self):
+        """The session's "wifi" stage before every reconnect: one attempt when the link is
+        down (full teardown first); the session's backoff spaces the attempts."""
+        if self.station.isconnected():
+            return
+        ssid, password, timeout = self._wifi_secrets()
+        cfg = await self.station.connect(ssid, password, timeout)
+        _log.info("wifi: link up again, ip %s", cfg[0])
 
     async def time_up(self):
         from tether.hal import clock
@@ -379,33 +391,24 @@ class Firmware:
     async def run(self, run_s=None):
         self.arm_watchdog()
         self.station = self.make_station()
-        await self.wifi_up()
+        if self.station is not None:
+            await self.wifi_up()
         await self.time_up()
         creds_kw = self.credentials()
         self.client = PROFILES[self.settings.get("cloud", "arduino")](self.settings, creds_kw)
-        # Before every reconnect the session brings WiFi back if needed.
-        self.client.session.stages.insert(0, self.wifi_up)
+        session = self.client.session
+        session.guard = self.guard  # stages, connects and a live connection are progress
         if self.station is not None:
-            asyncio.create_task(self._keep_link())
+            from tether.hal.network import watch_link
+
+            timeout = (self.settings.get("wifi") or {}).get("timeout_ms", 15000)
+            session.stages.insert(0, ("wifi", self.wifi_stage, timeout + 1000))
+            asyncio.create_task(watch_link(self.station, self.link_lost))
         self.start_app()
         asyncio.create_task(self.monitor())
         if run_s:
             asyncio.create_task(self._stop_after(run_s))
         await self.client.run()
-
-    async def _keep_link(self):
-        from tether.hal.network import keep_up
-
-        secrets = self.settings["_secrets"]
-        wcfg = self.settings.get("wifi") or {}
-        await keep_up(
-            self.station,
-            secrets.get("wifi_ssid", ""),
-            secrets.get("wifi_password", ""),
-            wcfg.get("timeout_ms", 15000),
-            on_down=self.link_lost,
-            on_attempt=lambda n, err, delay: self.progress("wifi"),
-        )
 
     async def _stop_after(self, s):
         await asyncio.sleep(s)

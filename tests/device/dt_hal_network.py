@@ -6,7 +6,7 @@ from harness import raises, run
 from tether.compat import ticks_diff, ticks_ms
 from tether.hal.backoff import Backoff
 from tether.hal.fakes import FakeNetwork, FakeRadio
-from tether.hal.network import bring_up, default_kind, get_network, keep_up
+from tether.hal.network import bring_up, default_kind, get_network, keep_up, watch_link
 from tether.hal.station import WifiError
 
 
@@ -157,6 +157,28 @@ def test_link_drop_is_detected_and_recovered():
     run(scenario(), 10)
     assert events == ["down", "up"]
     assert radio.attempts >= 3
+
+
+def test_watch_link_reports_each_loss_once():
+    radio = FakeRadio(assoc_ms=5)
+    sta = _station("cyw43", radio)
+    downs = []
+
+    async def scenario():
+        await sta.connect("net", "pw", 1000)
+        task = asyncio.create_task(watch_link(sta, lambda: downs.append(1), check_ms=10))
+        await asyncio.sleep(0.05)
+        radio.drop()
+        await asyncio.sleep(0.1)
+        assert downs == [1]  # once, not once per check
+        await sta.connect("net", "pw", 1000)
+        await asyncio.sleep(0.05)
+        radio.drop()
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    run(scenario(), 5)
+    assert downs == [1, 1]
 
 
 def test_control_file_cuts_and_restores_the_link():

@@ -3,6 +3,7 @@
     sta = get_network("auto")
     await bring_up(sta, ssid, password)          # retries 1 s -> 32 s with jitter
     asyncio.create_task(keep_up(sta, ssid, password, on_down=..., on_up=...))
+    # or, when a supervisor owns reconnecting: asyncio.create_task(watch_link(sta, on_down))
 
 Drivers (`tether.hal.wifi_*`) are imported only when chosen, so a board carries one.
 """
@@ -117,6 +118,19 @@ async def keep_up(
         await bring_up(station, ssid, password, timeout_ms, backoff, 0, on_attempt)
         if on_up:
             on_up()
+
+
+async def watch_link(station, on_down, check_ms=_CHECK_MS):
+    """Call on_down() once each time the link goes away; bringing it back is the caller's
+    job (the firmware's session does it as its "wifi" stage, with its own backoff)."""
+    was_up = station.isconnected()
+    while True:
+        await asyncio.sleep(check_ms / 1000)
+        up = station.isconnected()
+        if was_up and not up:
+            _log.warning("link lost")
+            on_down()
+        was_up = up
 
 
 def _reason(exc):
