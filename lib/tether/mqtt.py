@@ -110,6 +110,10 @@ class MQTTClient:
         self._user = user
         self._password = password
         self._keepalive = keepalive
+        if ssl is True:  # asyncio's ssl=True verifies nothing on MicroPython: never pass it on
+            from tether import tlsctx
+
+            ssl = tlsctx.client_context()  # verifying (CPython: system store; MicroPython: error)
         self._ssl = ssl
         self._server_hostname = server_hostname
         self._will = will

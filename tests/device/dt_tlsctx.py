@@ -299,3 +299,16 @@ def test_explain_names_the_cause_of_each_handshake_failure():
     assert "refused the client certificate" in tlsctx.explain(OSError(104), True)
     assert "refused the client certificate" in tlsctx.explain("write failed: OSError(32,)", True)
     assert "has expired" in tlsctx.explain("certificate has expired", True)
+
+
+def test_mqtt_client_never_passes_ssl_true_on():
+    # asyncio.open_connection(ssl=True) verifies nothing on MicroPython: the client swaps it
+    # for a verifying context, which on MicroPython needs a CA and says so.
+    from tether.mqtt import MQTTClient
+
+    if MICROPYTHON:
+        exc = raises(CredentialError, MQTTClient, "id", "broker.example", 8883, ssl=True)
+        assert "no CA certificate" in str(exc)
+    else:
+        c = MQTTClient("id", "broker.example", 8883, ssl=True)
+        assert _verify_mode(c._ssl)
