@@ -42,7 +42,10 @@ class Esp32Station(Station):
         return self._failed
 
     def _prepare(self, wlan):
-        wlan.config(reconnects=self.reconnects)
+        try:
+            wlan.config(reconnects=self.reconnects)
+        except ValueError:  # firmware older than the `reconnects` option: nothing to turn off
+            pass
 
     def _link_up(self, wlan):
         return wlan.status() == self.network().STAT_GOT_IP
