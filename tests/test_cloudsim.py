@@ -449,3 +449,31 @@ def test_server_certificate_with_extra_names_for_a_lan_board(tmp_path):
         with socket.create_connection(("127.0.0.1", sim.ports["password"]), 5) as raw:
             with pytest.raises(ssl.SSLCertVerificationError):
                 ctx.wrap_socket(raw, server_hostname="other.test")
+
+
+def test_registry_round_trip_keeps_types_and_is_private(tmp_path):
+    from tools.cloudsim.store import Store
+
+    store = Store()
+    dev = store.add_device("dev-s", secret="pw", cert_fingerprint="ab" * 32)
+    store.record_values(
+        dev.thing_id,
+        [
+            {"name": n, "value": v, "t": None}
+            for n, v in (("b", b"\x00\xff"), ("f", 1.5), ("i", 3), ("s", "x"), ("t", True))
+        ],
+    )
+    path = tmp_path / "registry.json"
+    store.save(path)
+    assert path.stat().st_mode & 0o077 == 0
+    again = Store()
+    again.load(path)
+    assert again.devices["dev-s"].secret == "pw"
+    assert again.devices["dev-s"].thing_id == dev.thing_id
+    assert again.things[dev.thing_id].values == {
+        "b": b"\x00\xff",
+        "f": 1.5,
+        "i": 3,
+        "s": "x",
+        "t": True,
+    }

@@ -1,8 +1,11 @@
 """`make demo`'s runner end to end: emulator + firmware on the unix port + demo app, bounded
 by --seconds; it must connect, push values and exit 0 (and say so)."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,42 @@ def test_demo_reports_a_board_that_never_connects(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "refused" in out and "NEVER CONNECTED" in out
+
+
+def _board_processes(marker):
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_ctrl_c_stops_the_demo_and_its_board(tmp_path):
+    workdir = tmp_path / "demo-int"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.demo", "--free-ports", "--workdir", str(workdir)],
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        for line in proc.stdout:
+            if "values       temperature=" in line or time.monotonic() > deadline:
+                break
+        assert _board_processes(str(workdir / "board"))
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, out
+    assert "done: board connected and pushed values" in out
+    assert not _board_processes(str(workdir / "board"))

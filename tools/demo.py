@@ -11,6 +11,7 @@ the board never connected or never pushed a value, so the demo doubles as a smok
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -74,6 +75,10 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
+    # Ctrl-C and SIGTERM both end the demo cleanly (even when started with SIGINT ignored,
+    # as a shell's background job is).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(args.workdir)
     sim = start_sim(workdir, args.free_ports)  # creates the test PKI (workdir/pki) on first run
     stop = threading.Event()
@@ -120,6 +125,10 @@ def main(argv=None):
             sim.store.save(workdir / REGISTRY)
     say("demo", "done: board %s" % ("connected and pushed values" if ok else "NEVER CONNECTED"))
     return 0 if ok else 1
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _secret(sim):

@@ -89,6 +89,9 @@ class BoardProcess:
             text=True,
             errors="replace",
             bufsize=1,
+            # Its own process group: Ctrl-C in a terminal reaches the runner (the demo, a
+            # test), which then stops the board; the board does not die mid-line on its own.
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

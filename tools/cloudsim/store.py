@@ -6,6 +6,7 @@ access goes through one lock, and waiters sleep on a condition notified at each 
 
 import collections
 import json
+import os
 import threading
 import time
 import uuid
@@ -186,10 +187,11 @@ class Store:
                 },
             }
         tmp = str(path) + ".tmp"
-        with open(tmp, "w") as f:
+        # The registry holds device secrets: readable by its owner only, from the start.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
-        __import__("os").replace(tmp, path)
-        __import__("os").chmod(path, 0o600)
+        os.replace(tmp, path)
 
     def load(self, path):
         with open(path) as f:
@@ -200,11 +202,17 @@ class Store:
             )
         with self.lock:
             for thing_id, values in data.get("values", {}).items():
-                self.thing(thing_id).values.update(values)
+                self.thing(thing_id).values.update({n: _from_json(v) for n, v in values.items()})
 
 
 def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _from_json(v):
+    if isinstance(v, dict) and set(v) == {"bytes"}:
+        return bytes.fromhex(v["bytes"])
+    return v
 
 
 def _jsonable(v):
