@@ -109,9 +109,3 @@ class TestCA:
 def fingerprint(cert_der):
     """SHA-256 of a DER certificate, hex: how the emulator recognises a device certificate."""
     return hashlib.sha256(cert_der).hexdigest()
-
-
-def common_name(cert_der):
-    cert = x509.load_der_x509_certificate(cert_der)
-    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return attrs[0].value if attrs else None
