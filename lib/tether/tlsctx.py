@@ -286,23 +286,40 @@ def _mp_context(cas, cert, key, insecure):
             ctx.load_cert_chain(cert, key)
         except ValueError as exc:
             raise CredentialError("certificate/key rejected by mbedTLS: %s" % exc)
-    if insecure:
-        return _MPInsecureContext(ctx)
-    return ctx
+    return _MPContext(ctx, insecure)
 
 
-class _MPInsecureContext:
-    """MicroPython: wraps a non-verifying tls.SSLContext so each connection warns."""
+def _nodelay(sock):
+    """Turn off Nagle on a MicroPython socket; True if the port took the option.
 
-    tether_insecure = True
+    mbedTLS writes each handshake message with its own send(); with Nagle on, every small
+    send after the first waits for the broker's delayed ACK (40 ms on Linux): a TLS connect
+    measured 54 ms on the unix port with Nagle and 17 ms without. After wrapping, the
+    SSLSocket has no setsockopt(), so it is now or never. Option numbers as in mqtt_stream.
+    """
+    try:
+        import socket
 
-    def __init__(self, ctx):
+        sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
+        return True
+    except Exception:  # a port that refuses the option must not cost the connection
+        return False
+
+
+class _MPContext:
+    """MicroPython: a tls.SSLContext (`_ctx`) whose wrap_socket turns Nagle off first and,
+    for an insecure context, warns at each connection."""
+
+    def __init__(self, ctx, insecure):
         self._ctx = ctx
+        self.tether_insecure = insecure
 
     def wrap_socket(
         self, sock, server_side=False, do_handshake_on_connect=True, server_hostname=None
     ):
-        _warn(server_hostname)
+        if self.tether_insecure:
+            _warn(server_hostname)
+        _nodelay(sock)
         return self._ctx.wrap_socket(
             sock,
             server_side=server_side,

@@ -100,7 +100,7 @@ def _verify_mode(ctx):
     if MICROPYTHON:
         import tls
 
-        return ctx.verify_mode == tls.CERT_REQUIRED
+        return ctx._ctx.verify_mode == tls.CERT_REQUIRED
     import ssl
 
     return ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
@@ -312,3 +312,29 @@ def test_mqtt_client_never_passes_ssl_true_on():
     else:
         c = MQTTClient("id", "broker.example", 8883, ssl=True)
         assert _verify_mode(c._ssl)
+
+
+def test_micropython_context_turns_nagle_off_before_the_handshake():
+    ctx = tlsctx.client_context(cadata=CA_DER, cert=CERT_DER, key=KEY_DER)
+    if not MICROPYTHON:  # CPython's asyncio sets TCP_NODELAY on every connection itself
+        import ssl
+
+        assert type(ctx) is ssl.SSLContext
+        return
+    import socket
+
+    seen = []
+    real = tlsctx._nodelay
+    tlsctx._nodelay = lambda sock: seen.append(sock)
+    s = socket.socket()
+    try:
+        ctx.wrap_socket(s, do_handshake_on_connect=False, server_hostname="broker.example")
+    finally:
+        tlsctx._nodelay = real
+        s.close()
+    assert seen == [s]
+    s = socket.socket()
+    try:
+        assert tlsctx._nodelay(s) is True  # the unix port takes Linux's option numbers
+    finally:
+        s.close()
