@@ -22,10 +22,15 @@ ArduinoCloudObject = CloudObject  # the original's name for the base class
 
 def __getattr__(name):
     # CADATA (the Arduino root, DER) as in the original package, loaded only when asked for.
+    # MicroPython asks here before importing a submodule (`from tether.arduino import
+    # roots`), so submodules not imported yet are imported from here.
     if name == "CADATA":
         from tether.arduino.roots import ARDUINO_ROOT
 
         return ARDUINO_ROOT
+    if name in ("roots", "protocol", "records", "client", "scheduler"):
+        __import__("tether.arduino." + name)
+        return globals()[name]
     raise AttributeError(name)
 
 

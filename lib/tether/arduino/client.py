@@ -144,7 +144,7 @@ class ArduinoCloudClient:
             self._connect, self._serve, None, self.BACKOFF_MIN_MS, self.BACKOFF_MAX_MS
         )
         if _needs_clock_stage():
-            self.session.stages.append(self._set_time)
+            self.session.add_stage("time", self._set_time, ntp_timeout * 3000)
         self._flow = None
         self._offered = None  # latest valid thing id the cloud offered ("" = not linked)
         self._detached = False
@@ -332,6 +332,18 @@ class ArduinoCloudClient:
                 cert = _read(cert)
             if isinstance(key, str) and not key.startswith("pkcs11:"):
                 key = _read(key)
+            if isinstance(key, str):  # a PKCS#11 token (CPython): the engine options too
+                from tether import hsm
+
+                return hsm.client_context(
+                    cadata,
+                    cert,
+                    key,
+                    insecure,
+                    p.get("module_path"),
+                    p.get("engine_path"),
+                    p.get("pin"),
+                )
         return tlsctx.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
 
     async def _connect(self):
@@ -384,12 +396,14 @@ class ArduinoCloudClient:
         await mqtt.publish(protocol.device_topic(self.device_id, "c/up"), payload, 1)
 
     async def _discover(self, mqtt):
-        """Return a valid thing id; raise after DISCOVERY_RETRIES unanswered ThingBegins."""
+        """Return a valid thing id; raise after DISCOVERY_RETRIES unanswered ThingBegins.
+
+        ThingBegin goes out even when the legacy answer (sent on SUBSCRIBE) is already
+        here, so the cloud sees the same sequence whichever flow it speaks.
+        """
         delay = self.DISCOVERY_FIRST_MS
         tries = 0
         while True:
-            if self._offered:
-                return self._offered
             if tries >= self.DISCOVERY_RETRIES:
                 raise OSError("no thing id after %d ThingBegin messages" % tries)
             if tries:
@@ -397,7 +411,8 @@ class ArduinoCloudClient:
             tries += 1
             await self._command(mqtt, protocol.thing_begin())
             wait = delay * self.NOT_LINKED_FACTOR if self._offered == "" else delay
-            await self._wait_for(self._has_thing, wait)
+            if await self._wait_for(self._has_thing, wait):
+                return self._offered
             delay = min(delay * 2, self.DISCOVERY_MAX_MS)
 
     def _has_thing(self):
