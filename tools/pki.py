@@ -29,6 +29,9 @@ Cloud does). The bad set, one file per way a connection must be refused:
     device_key_mismatch_der      a valid DER key that is not the device certificate's key
 
 Nothing here is secret: the keys exist only for tests and are regenerated on every call.
+Key files are still written owner-only (0600), as real ones must be. The file names are
+stable (tools/cloudsim relies on ca.crt.pem, ca.key.pem, server.crt.pem, server.key.pem and
+on issue_device() writing device.crt.der / device.key.der / .pem into its directory).
 """
 
 import argparse
@@ -129,8 +132,12 @@ def _leaf(ca_key, ca_cert, cn, not_before, not_after, server_names=None, key=Non
 
 
 def _write(path, data):
-    with open(path, "wb") as f:
+    private = ".key." in os.path.basename(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
+    if private:
+        os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
     return path
 
 
