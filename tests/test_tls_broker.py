@@ -226,6 +226,11 @@ LISTENERS = {
         "server_not_yet_valid",
         ["require_certificate true", "allow_anonymous true"],
     ),
+    # TLS 1.3 only: what the unix port's mbedTLS cannot speak.
+    "tls13": (
+        "server",
+        ["require_certificate true", "allow_anonymous true", "tls_version tlsv1.3"],
+    ),
 }
 
 
@@ -262,8 +267,9 @@ def tls_setup(tmp_path_factory):
             "cafile %s" % pki["ca_cert_pem"],
             "certfile %s" % pki[stem + "_cert_pem"],
             "keyfile %s" % pki[stem + "_key_pem"],
-            "tls_version tlsv1.2",
         ] + options
+        if not any(o.startswith("tls_version") for o in options):
+            lines.append("tls_version tlsv1.2")
         if name == "password":
             lines.append("password_file %s" % pwfile)
         first = False
@@ -446,6 +452,19 @@ def test_insecure_connects_to_any_server_and_warns(tls_setup, interp, tmp_path):
     res, out = run_client(interp, args, tmp_path)
     assert_round_trip(res, args, out)
     assert out.count("WARNING:tls:TLS server verification is OFF") == 1, out
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS)
+def test_tls13_only_broker_works_on_cpython_and_is_refused_by_the_unix_port(
+    tls_setup, interp, tmp_path
+):
+    args = client_args(tls_setup, "tls13", interp, "tls13")
+    res, out = run_client(interp, args, tmp_path)
+    if interp == "cpython":
+        assert_round_trip(res, args, out)
+    else:  # mbedTLS here speaks TLS 1.2 only, and the cause says so
+        assert not res["ok"] and res["stage"] == "connect", out
+        assert "TLS 1.2 only" in res["cause"], out
 
 
 # --- refusals -------------------------------------------------------------------------

@@ -415,6 +415,12 @@ def _cpython_insecure_class():
 
 # --- turning handshake failures into causes a user can act on ---
 
+# mbedTLS reports every alert from the peer alike (its text or its name, per build).
+_MBEDTLS_ALERT = (
+    "the broker refused the TLS handshake: it wants a client certificate its CA signed, or a "
+    "TLS version this port lacks (mbedTLS here speaks TLS 1.2 only)"
+)
+
 # (text found in the OpenSSL / mbedTLS error, cause). First match wins.
 _CAUSES = (
     ("expired", "the server certificate has expired"),
@@ -429,10 +435,8 @@ _CAUSES = (
     ("certificate required", "the broker requires a client certificate"),
     ("alert handshake failure", "the broker refused the handshake (no client certificate?)"),
     ("alert bad certificate", "the broker rejected the client certificate"),
-    (
-        "fatal alert message was received",
-        "the broker refused the handshake: it needs a client certificate its CA signed",
-    ),
+    ("fatal alert message was received", _MBEDTLS_ALERT),
+    ("FATAL_ALERT_MESSAGE", _MBEDTLS_ALERT),
 )
 
 

@@ -291,6 +291,8 @@ def test_explain_names_the_cause_of_each_handshake_failure():
         ("The certificate is not correctly signed by the trusted CA", "trusted CA"),
         ("unable to get local issuer certificate", "trusted CA"),
         ("[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca", "does not trust the CA"),
+        ("(-30592, 'MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE')", "TLS 1.2 only"),
+        ("SSL - A fatal alert message was received from our peer", "client certificate"),
     )
     for text, want in cases:
         got = tlsctx.explain(ValueError(text))
