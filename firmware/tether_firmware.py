@@ -374,10 +374,29 @@ class Firmware:
         if conn is not None:
             conn.close()
 
+    def make_led(self):
+        """The board's status LED (board.json led_pin / led_active_low), or None."""
+        pin = self.board.get("led_pin")
+        if pin is None:
+            return None
+        try:
+            from machine import Pin
+
+            led = Pin(pin, Pin.OUT)
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            _log.warning("status LED %r unusable: %r", pin, exc)
+            return None
+        low = bool(self.board.get("led_active_low"))
+        led.value(1 if low else 0)  # off until connected
+        return lambda on: led.value((not on) if low else bool(on))
+
     async def monitor(self):
         was = False
+        led = self.make_led()
         while True:
             now = bool(self.client.connected)
+            if led is not None and now != was:
+                led(now)  # on while connected to the cloud
             if now:
                 self.progress("cloud")
                 if self.connected_ms is None:

@@ -111,3 +111,28 @@ def test_basic_auth_needs_the_secret_key(tmp_path):
     s = fw.load_settings(_write(tmp_path, {"device_id": "d"}, {"wifi_ssid": "n"}))
     with pytest.raises(fw.SettingsError, match="secret_key missing"):
         fw.PROFILES["arduino"](s, {})
+
+
+class _Led:
+    OUT = 3
+    made = []
+
+    def __init__(self, name, mode):
+        self.values = []
+        _Led.made.append((name, mode, self))
+
+    def value(self, v):
+        self.values.append(v)
+
+
+def test_status_led_follows_the_cloud_connection(monkeypatch):
+    monkeypatch.setitem(sys.modules, "machine", types.SimpleNamespace(Pin=_Led))
+    for low, off, on in ((False, 0, 1), (True, 1, 0)):
+        f = fw.Firmware({"device_id": "d"}, {"led_pin": "LED", "led_active_low": low})
+        set_led = f.make_led()
+        pin = _Led.made[-1][2]
+        assert _Led.made[-1][:2] == ("LED", _Led.OUT) and pin.values == [off]
+        set_led(True)
+        set_led(False)
+        assert [int(v) for v in pin.values] == [off, on, off]
+    assert fw.Firmware({"device_id": "d"}, {}).make_led() is None
