@@ -149,33 +149,47 @@ def _as_bytes(data, what):
     raise CredentialError("%s: expected bytes, got %s" % (what, type(data).__name__))
 
 
-def _pem_to_der(data, what):
-    """The first PEM block of data, decoded. Only CPython accepts PEM."""
+def _pem_text(data):
+    return data if isinstance(data, str) else bytes(data).decode("ascii", "replace")
+
+
+def pem_blocks(data, what="PEM data"):
+    """The DER bytes of every PEM block in data (a CA bundle holds several). CPython only."""
     from binascii import a2b_base64
 
-    text = data if isinstance(data, str) else bytes(data).decode()
+    text = _pem_text(data)
     if "ENCRYPTED" in text:
         raise CredentialError("%s is encrypted; store it unencrypted (%s)" % (what, KEY_CMD))
-    try:
-        lines = text.strip().splitlines()
-        body = []
-        for line in lines[1:]:
-            if line.startswith("-----END"):
-                break
-            body.append(line.strip())
-        return a2b_base64("".join(body))
-    except Exception:
-        raise CredentialError("%s looks like PEM but its base64 body is corrupt" % what)
+    out = []
+    body = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("-----BEGIN"):
+            body = []
+        elif line.startswith("-----END"):
+            if body is not None:
+                try:
+                    out.append(a2b_base64("".join(body)))
+                except ValueError:
+                    raise CredentialError("%s looks like PEM but its base64 is corrupt" % what)
+            body = None
+        elif body is not None:
+            body.append(line)
+    if not out:
+        raise CredentialError("%s looks like PEM but has no complete block" % what)
+    return out
 
 
 def _der(data, what, cmd):
     """DER bytes from data; PEM is converted on CPython and refused on MicroPython."""
     if _is_pem(data):
         if MICROPYTHON:
+            if "RSA PRIVATE KEY" in _pem_text(data[:64]):
+                cmd = "openssl pkey -in key.pem -outform DER -out key.der"
             raise CredentialError(
                 "%s is PEM but this port needs DER; convert it with: %s" % (what, cmd)
             )
-        return _pem_to_der(data, what)
+        return pem_blocks(data, what)[0]
     return _as_bytes(data, what)
 
 
@@ -253,7 +267,12 @@ def client_context(cadata=None, cert=None, key=None, insecure=False):
         from tether import hsm
 
         return hsm.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
-    cas = [_der(c, "CA certificate", CERT_CMD) for c in _ca_list(cadata)]
+    cas = []
+    for c in _ca_list(cadata):
+        if _is_pem(c) and not MICROPYTHON:
+            cas.extend(pem_blocks(c, "CA certificate"))  # a bundle: every root in it
+        else:
+            cas.append(_der(c, "CA certificate", CERT_CMD))
     for c in cas:
         check_ca(c)
     if cert is not None:

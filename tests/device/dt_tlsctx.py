@@ -340,3 +340,22 @@ def test_micropython_context_turns_nagle_off_before_the_handshake():
         assert tlsctx._nodelay(s) is True  # the unix port takes Linux's option numbers
     finally:
         s.close()
+
+
+def test_pem_ca_bundle_trusts_every_root_on_cpython():
+    bundle = CERT_PEM + _pem(CA_DER, "CERTIFICATE")
+    if MICROPYTHON:
+        exc = raises(CredentialError, tlsctx.client_context, bundle)
+        assert "openssl x509" in str(exc)
+    else:
+        ctx = tlsctx.client_context(cadata=bundle)
+        assert ctx.cert_store_stats()["x509"] == 2
+
+
+def test_pem_rsa_key_gets_the_pkey_command_on_micropython():
+    if MICROPYTHON:
+        pem = _pem(RSA_KEY_DER, "RSA PRIVATE KEY")
+        exc = raises(CredentialError, tlsctx.client_context, CA_DER, RSA_CERT_DER, pem)
+        assert "openssl pkey -in key.pem -outform DER -out key.der" in str(exc)
+    else:
+        raises(CredentialError, tlsctx.pem_blocks, b"-----BEGIN X-----\nnot closed\n")
