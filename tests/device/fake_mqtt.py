@@ -15,9 +15,11 @@ and are dropped (and counted) when larger than the client's max_packet, as tethe
 
 import asyncio
 
-from tether import cbor, senml
+from tether import cbor, log, senml
 from tether.cbor import Tag
 from tether.mqtt import MQTTError
+
+_log = log.getLogger("fake_mqtt")
 
 
 class FakeMQTT:
@@ -54,6 +56,7 @@ class FakeMQTT:
                 topic, payload, qos = self._inbox.pop(0)
                 if len(payload) + len(topic) + 8 > self.max_packet:
                     self.stats["oversize_dropped"] += 1
+                    _log.warning("dropped a packet larger than max_packet (%d)", self.max_packet)
                     continue
                 self.stats["messages_in"] += 1
                 if self.on_message is not None:

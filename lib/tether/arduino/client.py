@@ -134,6 +134,7 @@ class ArduinoCloudClient:
             "not_linked": 0,  # "device not linked to a thing" answers
             "discovery_retries": 0,  # ThingBegin sent again after no answer
             "last_values": 0,  # last-values replies applied
+            "unknown_commands": 0,  # c/dw commands this client does not implement
         }
         # Test and emulator hooks: a replacement MQTTClient class and open_connection.
         self.mqtt_factory = None
@@ -579,7 +580,8 @@ class ArduinoCloudClient:
             self.tz_offset, self.tz_dst_until = arg
             _log.info("timezone offset %d s until %d", arg[0], arg[1])
         else:
-            _log.info("command 0x%06x not handled", tag)
+            self.counters["unknown_commands"] += 1
+            _log.warning("command 0x%06x not handled", tag)
 
     def _on_device_pack(self, topic, records):
         # Legacy discovery: [{0: "thing_id", 3: "<uuid>"}] on /a/d/{dev}/e/i.
@@ -628,12 +630,16 @@ class ArduinoCloudClient:
             if obj is None or isinstance(obj, Task):
                 unknown += 1
                 continue
-            if last_values:
-                if not obj.cloud_uninitialized(field):
-                    continue  # the device's own value wins over the cloud's last one
-            elif obj.on_write is None and obj.initialized:
-                continue  # read-only variable: the cloud cannot change it
+            # Values the variable will not take are still checked, so junk is counted.
+            keep = (last_values and not obj.cloud_uninitialized(field)) or (
+                not last_values and obj.on_write is None and obj.initialized
+            )
             try:
+                if keep:
+                    # Last values never overwrite the device's own value; the cloud
+                    # cannot write a read-only variable (one without on_write).
+                    obj.cloud_value(field, value)
+                    continue
                 obj.cloud_set(field, value)
             except (TypeError, KeyError) as exc:
                 bad += 1

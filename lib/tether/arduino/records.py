@@ -218,20 +218,27 @@ class CloudObject:
         else:
             out.append(_record(self.name, self._value))
 
+    def cloud_value(self, field, value):
+        """`value` converted for `field` (None for a scalar); TypeError/KeyError if unfit."""
+        if self._FIELDS:
+            if field not in self._vals:
+                raise KeyError(field)
+            kind = self._KINDS[self._FIELDS.index(field)]
+            return coerce(self.name + ":" + field, None, value, kind)
+        if field is not None:
+            raise KeyError(field)
+        return coerce(self.name, self._value, value)
+
     def cloud_set(self, field, value):
         """Apply a value from the cloud; raises TypeError/KeyError when it does not fit.
 
         A cloud value is not sent back: the generation it creates counts as acknowledged.
         """
+        value = self.cloud_value(field, value)
         if self._FIELDS:
-            if field not in self._vals:
-                raise KeyError(field)
-            kind = self._KINDS[self._FIELDS.index(field)]
-            self._vals[field] = coerce(self.name + ":" + field, None, value, kind)
+            self._vals[field] = value
         else:
-            if field is not None:
-                raise KeyError(field)
-            self._value = coerce(self.name, self._value, value)
+            self._value = value
         self._gen += 1
         self._acked = self._gen
 
