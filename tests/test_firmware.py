@@ -399,3 +399,45 @@ def test_settings_path_from_the_environment(cloudsim, tmp_path):  # noqa: F811
 def test_unknown_cloud_profile_is_refused(tmp_path):
     rc, fw = run_firmware(write_settings(tmp_path, cloud="azure", port=1))
     assert rc == 2 and "cloud 'azure' unknown" in fw.output
+
+
+def _cert_settings(tmp_path, sim, cert):
+    files = sim.device_files(DEVICE)
+    return write_settings(
+        tmp_path,
+        port=sim.ports["certificate"],
+        server="127.0.0.1",
+        credentials={"key": str(files["key_der"]), "cert": cert, "ca": str(files["ca_der"])},
+        secrets={"wifi_ssid": "tether-net", "wifi_password": WIFI_PASS},
+        fake={
+            "se05x": {
+                "objects": {"0x65": files["cert_der"].read_bytes().hex() + "ff" * 200},
+                "keys": {},
+            }
+        },
+    )
+
+
+def test_mutual_tls_with_der_key_and_certificate_files(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, thing_id=THING, certificate=True)
+    cert = str(cloudsim.device_files(DEVICE)["cert_der"])
+    fw = Firmware(_cert_settings(tmp_path, cloudsim, cert))
+    try:
+        fw.wait_for(r"tether: connected", 30)
+    finally:
+        fw.stop()
+    connected = [e for e in cloudsim.events(DEVICE) if e["kind"] == "connected"]
+    assert connected and "certificate" in connected[0]["text"]
+
+
+def test_certificate_read_from_the_secure_element_authenticates(cloudsim, tmp_path):  # noqa: F811
+    # The certificate comes out of the (fake) SE05x object 0x65, which is 200 bytes larger
+    # than the certificate: read with its own length, it is accepted by the broker.
+    cloudsim.add_device(DEVICE, thing_id=THING, certificate=True)
+    fw = Firmware(_cert_settings(tmp_path, cloudsim, "se05x:token=0x00000065"))
+    try:
+        fw.wait_for(r"tether: connected", 30)
+    finally:
+        fw.stop()
+    connected = [e for e in cloudsim.events(DEVICE) if e["kind"] == "connected"]
+    assert connected and "certificate" in connected[0]["text"]
