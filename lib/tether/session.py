@@ -66,27 +66,30 @@ def _name_of(fn):
 def connect_stage_of(exc):
     """Which of tcp / tls / mqtt an exception from connect() belongs to.
 
-    MQTT errors carry their own type; TLS failures show up as ssl errors on CPython and as
-    OSError with a negative (mbedTLS) code or a TLS word in the text on MicroPython."""
-    try:
-        from tether.mqtt_packet import MQTTError
-
-        if isinstance(exc, MQTTError):
-            return "mqtt"
-    except ImportError:
-        pass
+    A refused CONNECT is "mqtt"; TLS failures are ssl errors on CPython and OSError with a
+    negative (mbedTLS) code or a TLS word on MicroPython. MicroPython's asyncio reports a
+    refused or reset TCP connect only at the first write, so tether.mqtt wraps it in an
+    MQTTError whose text carries the OSError: that is still "tcp"."""
+    if type(exc).__name__ == "MQTTConnectError":
+        return "mqtt"
     ssl = sys.modules.get("ssl")  # if nobody imported ssl, this is no SSL error
     for name in ("SSLError", "CertificateError"):
         cls = getattr(ssl, name, None) if ssl is not None else None
         if cls is not None and isinstance(exc, cls):
             return "tls"
     text = str(exc)
-    for word in ("SSL", "TLS", "certificate", "MBEDTLS", "handshake"):
+    for word in ("SSL", "TLS", "certificate", "MBEDTLS", "handshake", "OSError(-"):
         if word in text:
             return "tls"
     args = getattr(exc, "args", ())
     if args and isinstance(args[0], int) and args[0] < 0:
         return "tls"
+    try:
+        from tether.mqtt_packet import MQTTError
+    except ImportError:
+        MQTTError = ()
+    if MQTTError and isinstance(exc, MQTTError) and "OSError(" not in text:
+        return "mqtt"
     return "tcp"
 
 

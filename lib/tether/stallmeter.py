@@ -26,8 +26,11 @@ async def _sleep_ms(ms):
 
 
 class StallMeter:
-    def __init__(self, period_ms=2):
+    def __init__(self, period_ms=2, phase_fn=None):
         self.period_ms = period_ms
+        # phase_fn() names the phase at each tick; a gap is charged to the phase seen at
+        # the tick before it (the one running when the loop got blocked).
+        self.phase_fn = phase_fn
         self.longest_ms = 0
         self.ticks = 0
         self.by_phase = {}
@@ -67,8 +70,11 @@ class StallMeter:
     async def _run(self):
         period = self.period_ms
         last = ticks_ms()
+        fn = self.phase_fn
         try:
             while True:
+                if fn is not None:
+                    self.phase(fn())
                 await _sleep_ms(period)
                 now = ticks_ms()
                 gap = ticks_diff(now, last) - period

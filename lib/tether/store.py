@@ -626,3 +626,20 @@ class Store:
         if self._tail is not None:
             self._tail.close()
             self._tail = None
+
+
+async def forward(store, publish):
+    """Deliver the queue in order: `await publish(entry)` must return only once the entry
+    is acknowledged (an MQTT QoS 1 publish returns after PUBACK); then it is acked here.
+
+    Raises whatever publish raises (the connection died): the entry stays queued and is
+    sent again on the next connection, so delivery is at least once, never lost. Returns
+    the number of entries delivered once the queue is empty."""
+    n = 0
+    while True:
+        e = store.peek()
+        if e is None:
+            return n
+        await publish(e)
+        store.ack(e.seq)
+        n += 1
