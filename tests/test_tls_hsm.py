@@ -38,6 +38,13 @@ got = []
 try:
     if a["route"] == "ssl_params":
         ctx = hsm.context_from_ssl_params(a["ssl_params"])
+    elif a["route"] == "arduino":  # the seed client's API: ssl_params with pkcs11: URIs
+        from tether.arduino import ArduinoCloudClient
+
+        cloud = ArduinoCloudClient(
+            a["client_id"], ssl_params=a["ssl_params"], server="127.0.0.1", port=a["port"]
+        )
+        ctx = cloud._tls_context()
     else:
         ctx = tlsctx.client_context(
             cadata=open(a["ca"], "rb").read(), cert=open(a["cert"], "rb").read(), key=a["key"]
@@ -187,3 +194,11 @@ def test_token_key_not_matching_the_certificate_is_refused(hsm_setup):
     res, out = run_client(hsm_setup, {"route": "ssl_params", "ssl_params": params}, "e")
     assert not res["ok"] and res["error"] == "CredentialError", out
     assert "does not match the certificate" in res["message"], out
+
+
+def test_arduino_client_ssl_params_with_pkcs11_uris(hsm_setup):
+    args = {"route": "arduino", "ssl_params": ssl_params(hsm_setup)}
+    res, out = run_client(hsm_setup, args, "f")
+    assert res["ok"], out
+    assert res["received"] == ["signed in the token"], out
+    assert PIN not in out
