@@ -72,3 +72,11 @@ simboard: $(STAMP)
 
 simboard-stop:
 	$(BIN)/python -m tools.simboard stop --dir $(SIMBOARD_DIR)
+
+# Soak (not part of `make test`): a simulated board on the unix port publishes QoS 1
+# values through the fault proxy while random faults hit it for SOAK_SECONDS; ends with a
+# report (produced, delivered, lost = must be 0, duplicates, reconnects, stall, heap).
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m tools.soak --seconds $(SOAK_SECONDS)
