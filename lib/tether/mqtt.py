@@ -60,6 +60,7 @@ _PINGRESP = const(13)
 _DONE = const(0)
 _WAIT_ACK = const(1)  # PUBACK (QoS 1) or PUBREC (QoS 2)
 _WAIT_COMP = const(2)  # PUBREL sent, PUBCOMP awaited
+_SENDING = const(3)  # waiting for the writer: not due for retransmission yet
 _E_STATE = const(0)
 _E_SENT = const(5)
 
@@ -463,11 +464,14 @@ class MQTTClient:
             self._check(deadline, "a free in-flight slot")
             await self._ev.wait()
         pid = self._new_pid()
-        entry = [_WAIT_ACK, topic, payload, qos, retain, ticks_ms()]
+        entry = [_SENDING, topic, payload, qos, retain, 0]
         inflight = self._inflight
         inflight[pid] = entry
         try:
             await self._send_publish(topic, payload, qos, retain, False, pid)
+            entry[_E_SENT] = ticks_ms()
+            if entry[_E_STATE] == _SENDING:  # the ack may already be in
+                entry[_E_STATE] = _WAIT_ACK
             while entry[_E_STATE] != _DONE:
                 self._check(deadline, "PUBACK" if qos == 1 else "PUBCOMP")
                 await self._ev.wait()
@@ -508,7 +512,9 @@ class MQTTClient:
     async def _retransmit(self, now):
         for pid in list(self._inflight):  # a copy: sending yields and the dict may change
             e = self._inflight.get(pid)
-            if e is None or e[_E_STATE] == _DONE or ticks_diff(now, e[_E_SENT]) < self._retry_ms:
+            if e is None or e[_E_STATE] == _DONE or e[_E_STATE] == _SENDING:
+                continue
+            if ticks_diff(now, e[_E_SENT]) < self._retry_ms:
                 continue
             e[_E_SENT] = now
             self.stats["retransmits"] += 1

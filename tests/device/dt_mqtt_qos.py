@@ -200,3 +200,45 @@ def test_connection_death_fails_every_waiting_publish():
         await fails(w, "connection lost")
 
     run(go())
+
+
+def test_no_retransmission_before_the_first_send():
+    async def go():
+        b = ScriptedBroker()
+        c = await connected(b, retry_ms=100)
+        b.stalled = True  # the writer is stuck in drain()
+        first = asyncio.create_task(c.publish("a", b"0"))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(c.publish("a", b"1", qos=1))
+        await asyncio.sleep(0.4)  # several retry periods while waiting for the writer
+        b.stalled = False
+        await first
+        await b.expect(H("3004000161" + "30"))
+        await b.expect(H("3206000161000131"))
+        b.send(puback(1))
+        await second
+        assert c.stats["retransmits"] == 0, c.stats
+        assert not b.written, b.written
+        c.close()
+
+    run(go())
+
+
+def test_a_stuck_writer_blocks_other_packets_until_it_drains():
+    async def go():
+        b = ScriptedBroker()
+        c = await connected(b)
+        b.stalled = True
+        first = asyncio.create_task(c.publish("a", b"0"))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(c.publish("a", b"1"))
+        await asyncio.sleep(0.05)
+        assert not first.done() and not second.done()
+        assert bytes(b.written) == H("3004000161" + "30"), b.written  # only the first
+        b.stalled = False
+        await first
+        await second
+        await b.expect(H("3004000161" + "30" + "3004000161" + "31"))
+        c.close()
+
+    run(go())

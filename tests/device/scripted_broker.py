@@ -23,6 +23,7 @@ API (every wait is bounded by timeout_ms and fails with AssertionError):
 - `await expect_closed()`: the client closes its writer.
 - `written`: bytes written by the client and not yet consumed; `closed`: writer closed.
 - `max_read`: if set, each client read returns at most this many bytes (partial reads).
+- `stalled = True`: the client's drain() blocks (a peer that stopped reading) until False.
 - `hexdump(b)`: helper for messages.
 
 Packet builders (independent of tether.mqtt_packet, so they check it): `connack`,
@@ -139,6 +140,8 @@ class _Writer:
 
     async def drain(self):
         await asyncio.sleep(0)
+        while self._b.stalled and not self._b.closed:  # a peer that stopped reading
+            await asyncio.sleep(0.002)
 
     def close(self):
         self._b.closed = True
@@ -158,6 +161,7 @@ class ScriptedBroker:
         self.max_read = max_read
         self.opened = []
         self.refuse = None
+        self.stalled = False
         self._reset()
 
     def _reset(self):
