@@ -53,11 +53,11 @@ def tls_broker(tmp_path_factory):
 class Cloud:
     """Just enough Arduino IoT Cloud for one device, over paho + cbor2."""
 
-    def __init__(self, host, port, ca_pem):
+    def __init__(self, host, port, ca_pem, cert_pem=None, key_pem=None):
         self.events = queue.Queue()
         self.pushes = []
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cloud")
-        self.client.tls_set(ca_certs=ca_pem)
+        self.client.tls_set(ca_certs=ca_pem, certfile=cert_pem, keyfile=key_pem)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.connect(host, port, keepalive=30)
@@ -191,3 +191,108 @@ def test_minimal_example_on_the_unix_port(tls_broker, tmp_path):
     finally:
         _stop(proc)
         cloud.close()
+
+
+# -- TLS: certificate auth, secure defaults, the explicit opt-out (in-process client) ----------
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mtls")
+    os.chmod(d, 0o755)
+    pki = make_pki(str(d / "pki"), device_ids=[DEVICE_ID])
+    options = [
+        "cafile %s" % pki["ca_cert_pem"],
+        "certfile %s" % pki["server_cert_pem"],
+        "keyfile %s" % pki["server_key_pem"],
+        "require_certificate true",
+        "tls_version tlsv1.2",
+    ]
+    with mosquitto(listener_options=options, tmp_dir=d) as broker:
+        yield broker, pki
+
+
+def _client(port, **kw):
+    sys.path.insert(0, str(LIB))
+    from tether.arduino import ArduinoCloudClient
+
+    client = ArduinoCloudClient(DEVICE_ID, server="localhost", port=port, **kw)
+    client.session.backoff_min_ms = 50
+    client.session.backoff_max_ms = 200
+    return client
+
+
+def _run(client, done, timeout_s=15):
+    import asyncio
+
+    async def main():
+        task = asyncio.create_task(client.run())
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        client.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+
+
+class _Lines:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+
+def test_certificate_auth_with_der_files(mtls_broker):
+    broker, pki = mtls_broker
+    # The cloud side needs a client certificate on this listener too.
+    cloud = Cloud(
+        broker.host, broker.port, pki["ca_cert_pem"], pki["device_cert_pem"], pki["device_key_pem"]
+    )
+    ssl_params = {
+        "keyfile": pki["device_key_der"],
+        "certfile": pki["device_cert_der"],
+        "cafile": pki["ca_cert_der"],
+    }
+    client = _client(broker.port, ssl_params=ssl_params)
+    client.register("sw1", value=True)
+    try:
+        _run(client, lambda: bool(cloud.pushes), 15)
+    finally:
+        cloud.close()
+    assert client.session.connects >= 1, client.session.last_error
+    assert client.thing_id == THING_ID
+    assert cloud.pushes[0] == [{0: "sw1", 4: True}]
+
+
+def test_default_roots_refuse_a_server_they_do_not_know(tls_broker):
+    broker, _pki = tls_broker
+    client = _client(broker.port, username=DEVICE_ID, password="pw")
+    _run(client, lambda: client.session.failures >= 2, 10)
+    assert client.session.connects == 0
+    assert client.session.failures >= 2
+    assert client.session.failures_by_stage.get("tls", 0) >= 1, client.session.last_error
+
+
+def test_insecure_opt_out_warns_at_every_connect(tls_broker):
+    from tether import log
+
+    broker, _pki = tls_broker
+    client = _client(broker.port, username=DEVICE_ID, password="pw", ssl_params={"insecure": True})
+    lines = _Lines()
+    log.basicConfig(stream=lines)
+    try:
+        first = []
+
+        def done():
+            if client.session.connects == 1 and client.mqtt is not None and not first:
+                first.append(1)
+                client.mqtt.close()  # drop it: the reconnect must warn again
+            return client.session.connects >= 2
+
+        _run(client, done, 15)
+    finally:
+        log.basicConfig()
+    assert client.session.connects >= 2
+    assert lines.text.count("TLS verification is OFF") >= 2, lines.text
