@@ -5,11 +5,10 @@ certificate is 497 bytes: longer than the 412-byte slot older code assumed).
 """
 
 import os
-from binascii import b2a_base64, unhexlify
+from binascii import b2a_base64, hexlify, unhexlify
 
 from harness import raises
 from tether import creds
-from tether.compat import ticks_ms
 from tether.hal import se05x
 from tether.hal.fake_se05x import FakeSE05x
 from tether.tlsctx import CredentialError
@@ -52,12 +51,16 @@ def _pem(der, label):
     return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, body, label)
 
 
+_DIR = []  # one folder per process (tests run one at a time; other runs share /tmp)
+
+
 def _dir(files):
-    d = "/tmp/tether-dt-creds-%d" % ticks_ms()
-    try:
-        os.mkdir(d)
-    except OSError:
-        pass
+    if not _DIR:
+        _DIR.append("/tmp/tether-dt-creds-%s" % hexlify(os.urandom(6)).decode())
+        os.mkdir(_DIR[0])
+    d = _DIR[0]
+    for name in os.listdir(d):
+        os.remove(d + "/" + name)
     for name, data in files.items():
         with open(d + "/" + name, "wb") as f:
             f.write(data if isinstance(data, bytes) else data.encode())

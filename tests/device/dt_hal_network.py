@@ -10,6 +10,13 @@ from tether.hal.network import bring_up, default_kind, get_network, keep_up, wat
 from tether.hal.station import WifiError
 
 
+def _unique():
+    import os
+    from binascii import hexlify
+
+    return hexlify(os.urandom(6)).decode()  # other runs may share /tmp
+
+
 def _station(kind, radio, **opts):
     return get_network(kind, FakeNetwork(kind, radio), **opts)
 
@@ -182,7 +189,7 @@ def test_watch_link_reports_each_loss_once():
 
 
 def test_control_file_cuts_and_restores_the_link():
-    path = "/tmp/tether-dt-wifi-%d" % ticks_ms()
+    path = "/tmp/tether-dt-wifi-%s" % _unique()
     radio = FakeRadio(assoc_ms=5, control=path)
     sta = _station("cyw43", radio)
     run(sta.connect("net", "pw", 1000), 5)
