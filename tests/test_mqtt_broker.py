@@ -4,6 +4,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -285,6 +286,92 @@ def run_unix(tmp_path, port, n_qos1=20, heapsize=None, lib=None):
     )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     return proc, (json.loads(lines[-1]) if lines else None)
+
+
+UNIX_EXTRAS_SCRIPT = r"""
+import asyncio, json, sys
+from tether.mqtt import MQTTClient
+port = int(sys.argv[1])
+inbox = []
+
+def on_message(topic, payload, retain, qos):
+    inbox.append((topic, len(payload), payload[:8].decode(), retain, qos))
+
+async def wait_for(n):
+    for _ in range(500):
+        if len(inbox) >= n:
+            return
+        await asyncio.sleep_ms(10)
+
+def client(cid, **kw):
+    return MQTTClient(cid, "127.0.0.1", port, **kw)
+
+async def main():
+    watcher = client("watch", max_packet=110000, on_message=on_message)
+    await watcher.connect()
+    await watcher.subscribe("x/#", qos=1)
+    dev = client("dev", will=("x/will", b"offline", 1, False))
+    await dev.connect()
+    dev.close()  # abort: the broker publishes the will
+    await wait_for(1)
+    big = bytes(range(256)) * 400
+    pub = client("pub")
+    await pub.connect()
+    await pub.publish("x/big", big, qos=1)
+    await wait_for(2)
+    await pub.publish("kept/a", b"retained", qos=1, retain=True)
+    late = client("late", on_message=on_message)
+    await late.connect()
+    await late.subscribe("kept/#", qos=1)
+    await wait_for(3)
+    print(json.dumps({"messages": inbox}))
+    for c in (watcher, pub, late):
+        await c.disconnect()
+
+asyncio.run(main())
+"""
+
+
+def test_unix_port_will_large_message_and_retained(broker, tmp_path):
+    script = tmp_path / "mqtt_unix_extras.py"
+    script.write_text(UNIX_EXTRAS_SCRIPT)
+    proc = subprocess.run(
+        micropython_cmd(script, broker.port),
+        env=micropython_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert lines, proc.stdout + proc.stderr
+    msgs = json.loads(lines[-1])["messages"]
+    assert msgs == [
+        ["x/will", 7, "offline", False, 1],
+        ["x/big", 102400, "\x00\x01\x02\x03\x04\x05\x06\x07", False, 1],
+        ["kept/a", 8, "retained", True, 1],
+    ], msgs
+
+
+def test_broker_helper_applies_extra_config_and_logs(tmp_path):
+    with mosquitto(extra_config=["max_keepalive 30"], tmp_dir=tmp_path) as b:
+        host, port = b
+        assert (host, port) == (b.host, b.port) and b.pid > 0
+        assert "max_keepalive 30" in Path(b.conf_path).read_text()
+
+        async def go():
+            c = MQTTClient("logged", host, port, keepalive=60)
+            await c.connect()
+            await c.disconnect()
+
+        run(go())
+        for _ in range(100):
+            if "logged" in b.log():
+                break
+            time.sleep(0.02)
+        log_text = b.log()
+        assert "logged" in log_text, log_text
+        assert str(Path(b.log_path).parent) == str(tmp_path)
+    assert b.proc.poll() is not None  # stopped by PID
 
 
 def test_unix_port_client_against_mosquitto(broker, tmp_path):
