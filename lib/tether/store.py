@@ -628,6 +628,60 @@ class Store:
             self._tail = None
 
 
+class StateOutbox:
+    """The store as a cloud profile with last-value variables uses it (tether.arduino).
+
+    A variable's latest unacknowledged value is kept on flash under its name, so a value
+    changed while offline survives a reboot; a newer value replaces the queued one.
+
+        outbox = StateOutbox(Store("/flash/outbox"))
+        if outbox.needs(name, gen): outbox.save(name, gen, pack)   # on a local change
+        outbox.delivered(name, gen)                                  # after its PUBACK
+        await outbox.replay(publish)       # once connected: what an earlier boot queued
+
+    `gen` is the variable's change counter: delivered(name, gen) removes the saved value
+    only if it is not newer than what was acknowledged.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self._mine = {}  # key -> (gen, seq) saved during this boot
+
+    def needs(self, key, gen):
+        m = self._mine.get(key)
+        return m is None or m[0] != gen
+
+    def save(self, key, gen, payload):
+        self._mine[key] = (gen, self.store.put_state(key, payload))
+
+    def delivered(self, key, gen):
+        m = self._mine.get(key)
+        if m is not None and m[0] <= gen:
+            self.store.ack(m[1])
+            del self._mine[key]
+
+    def leftovers(self):
+        """Entries queued by an earlier boot that this boot has not replaced, in order."""
+        mine = [m[1] for m in self._mine.values()]
+        for e in self.store.pending():
+            if e.seq not in mine:
+                yield e
+
+    async def replay(self, publish):
+        """Publish (and ack after each acknowledgement) the leftovers; returns how many."""
+        n = 0
+        while True:
+            e = None
+            for x in self.leftovers():
+                e = x
+                break
+            if e is None:
+                return n
+            await publish(e.payload)
+            self.store.ack(e.seq)
+            n += 1
+
+
 async def forward(store, publish):
     """Deliver the queue in order: `await publish(entry)` must return only once the entry
     is acknowledged (an MQTT QoS 1 publish returns after PUBACK); then it is acked here.

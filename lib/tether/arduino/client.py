@@ -153,6 +153,9 @@ class ArduinoCloudClient:
         self._wake = None
         self._loop = None
         self._sched_task = None
+        # Optional tether.store.StateOutbox: a value changed while offline survives a
+        # reboot and is delivered after it (docs/resilience.md).
+        self.outbox = None
 
     # -- the original API ---------------------------------------------------------------
 
@@ -262,6 +265,8 @@ class ArduinoCloudClient:
     # -- background work ------------------------------------------------------------------
 
     async def _begin(self):
+        if self.outbox is not None:
+            self._restore()
         self._wake = asyncio.Event()
         if self._sched_task is None:
             self._sched_task = asyncio.create_task(self._schedule_loop())
@@ -291,8 +296,27 @@ class ArduinoCloudClient:
 
     def _changed(self):
         self._dirty = True
+        if self.outbox is not None:
+            self._save_dirty()
         if self._wake is not None:
             self._wake.set()
+
+    def _restore(self):
+        # Values an earlier boot queued but never delivered: like the cloud's last values
+        # they initialise only variables the app left unset; _push delivers them first.
+        for e in self.outbox.leftovers():
+            try:
+                self._apply(protocol.decode_pack(e.payload), "outbox", True)
+            except Exception as exc:
+                self._bad("outbox", exc)
+
+    def _save_dirty(self):
+        # On flash at once: the change must survive a reboot before it is delivered.
+        for obj in self.records.values():
+            if obj.dirty and self.outbox.needs(obj.name, obj._gen):
+                recs = []
+                obj.records(recs)
+                self.outbox.save(obj.name, obj._gen, protocol.values(recs))
 
     async def _set_time(self):
         try:
@@ -486,6 +510,11 @@ class ArduinoCloudClient:
 
     async def _push(self, mqtt, thing):
         self._dirty = False
+        outbox = self.outbox
+        if outbox is not None:
+            # Values an earlier boot queued and never delivered go first.
+            topic = protocol.thing_topic(thing, "e/o")
+            await outbox.replay(lambda p: mqtt.publish(topic, p, 1))
         objs = []
         gens = []
         recs = []
@@ -494,6 +523,8 @@ class ArduinoCloudClient:
                 objs.append(obj)
                 gens.append(obj._gen)
                 obj.records(recs)
+            elif outbox is not None:
+                outbox.delivered(obj.name, obj._acked)  # a cloud write made it obsolete
         if not objs:
             return
         payload = protocol.values(recs)
@@ -502,6 +533,8 @@ class ArduinoCloudClient:
         # Only now is the value the cloud's: a failed publish leaves it dirty for next time.
         for i in range(len(objs)):
             objs[i].acked(gens[i])
+            if outbox is not None:
+                outbox.delivered(objs[i].name, gens[i])
         self.counters["pushes"] += 1
 
     async def _wait_for(self, pred, ms):
