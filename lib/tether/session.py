@@ -141,7 +141,7 @@ class Resolver:
             gai = socket.getaddrinfo
         await asyncio.sleep(0)  # let the loop run what is due before the blocking call
         self.lookups += 1
-        info = gai(host, port)
+        info = gai(host, port, 2, 1)  # AF_INET, SOCK_STREAM: boards speak IPv4
         if not info:
             raise OSError(-2, "DNS: no address for %s" % host)
         addr = info[0][-1]

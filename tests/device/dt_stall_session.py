@@ -243,7 +243,7 @@ def test_a_serve_error_before_ready_is_a_sync_failure():
 def test_dns_is_cached_skipped_for_ip_literals_and_never_asked_without_a_link():
     asked = []
 
-    def gai(host, port):
+    def gai(host, port, *args):
         asked.append(host)
         return [(2, 1, 0, "", ("10.1.2.3", port))]
 

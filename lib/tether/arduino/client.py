@@ -146,6 +146,7 @@ class ArduinoCloudClient:
         )
         if _needs_clock_stage():
             self.session.add_stage("time", self._set_time, ntp_timeout * 3000)
+        self.session.add_stage("dns", self._resolve, 10000)
         self._flow = None
         self._offered = None  # latest valid thing id the cloud offered ("" = not linked)
         self._detached = False
@@ -318,6 +319,12 @@ class ArduinoCloudClient:
                 obj.records(recs)
                 self.outbox.save(obj.name, obj._gen, protocol.values(recs))
 
+    async def _resolve(self):
+        # The session's cached resolver, asked after the WiFi stage brought the link up
+        # (getaddrinfo blocks the loop on MicroPython). Test transports resolve nothing.
+        if self.mqtt_factory is None and self.open_connection is None:
+            self.session.address = await self.session.resolver.resolve(self.server, self.port)
+
     async def _set_time(self):
         try:
             from tether.hal import clock
@@ -380,7 +387,7 @@ class ArduinoCloudClient:
             kw["open_connection"] = self.open_connection
         mqtt = factory(
             self.device_id,
-            self.server,
+            self.session.address or self.server,
             self.port,
             user=self.username,
             password=self._password,
