@@ -26,11 +26,11 @@ def test_pingreq_after_half_keepalive_of_idle():
         t0 = ticks_ms()
         await b.expect(PINGREQ, timeout_ms=1500)
         first = ticks_diff(ticks_ms(), t0)
-        assert 450 <= first <= 1000, first
+        assert 450 <= first <= 1200, first
         b.send(pingresp())
         await b.expect(PINGREQ, timeout_ms=1500)
         second = ticks_diff(ticks_ms(), t0) - first
-        assert 450 <= second <= 1000, second
+        assert 450 <= second <= 1200, second
         b.send(pingresp())
         await asyncio.sleep(0.05)
         assert c.stats["pings"] == 2 and c.stats["pongs"] == 2, c.stats
@@ -97,7 +97,7 @@ def test_silence_for_one_and_a_half_keepalive_is_a_dead_connection():
         pending = asyncio.create_task(c.publish("t", b"x", qos=1))
         await c.wait_closed()
         dead_after = ticks_diff(ticks_ms(), t0)
-        assert 1450 <= dead_after <= 2300, dead_after
+        assert 1450 <= dead_after <= 2600, dead_after
         assert "keepalive" in c.close_reason, c.close_reason
         assert not c.connected
         await b.expect_closed()
