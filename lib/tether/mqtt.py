@@ -8,7 +8,8 @@
     await client.wait_closed()                    # returns when the connection died
 
 One connection per connect(); the session layer reconnects (a new connect() on the same
-object resets every packet id and window). Two tasks run while connected: the reader
+object starts with an empty in-flight window: unacknowledged messages of the dead
+connection have already failed with MQTTError, and the caller decides what to resend). Two tasks run while connected: the reader
 (parses packets from one preallocated buffer of max_packet bytes) and the ticker (keepalive,
 dead-connection detection, DUP retransmission, and the wake-up that bounds every wait).
 
