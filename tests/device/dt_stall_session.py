@@ -328,3 +328,47 @@ def test_a_reconnect_storm_does_not_stall_the_loop():
     print("reconnect storm: %d attempts, longest stall %d ms" % (s.attempts, m.longest_ms))
     assert s.attempts > 20 and s.failures_by_stage["tcp"] == s.attempts
     assert m.longest_ms < 100, m.longest_ms  # generous: measures, does not race the CI box
+
+
+def test_the_watchdog_is_fed_while_connected_and_starves_when_the_chain_hangs():
+    from tether.hal.watchdog import FakeWDT
+    from tether.hal.watchdog import Guard as WdtGuard
+
+    resets = []
+    wdt = FakeWDT(80, on_reset=lambda: resets.append(ticks_ms()))
+    guard = WdtGuard(wdt, 80, 150)
+    hang = [False]
+
+    async def wifi():
+        if hang[0]:
+            await asyncio.sleep(10)  # a driver that never returns (deadline 5 s)
+
+    conns = []
+
+    async def connect():
+        c = Conn()
+        conns.append(c)
+        return c
+
+    async def serve(conn):
+        s.ready()
+        await asyncio.sleep(10)
+
+    s = fast(Session(connect, serve, guard=guard))
+    s.add_stage("wifi", wifi, 5000)
+
+    async def main():
+        g = asyncio.create_task(guard.run())
+        t = asyncio.create_task(s.run())
+        await asyncio.sleep(0.5)  # connected and healthy for > 3 stall windows
+        assert resets == [] and s.state == READY, (resets, s.state)
+        assert wdt.feeds > 5
+        hang[0] = True
+        conns[-1].close()  # the link drops; the next round hangs in wifi
+        assert await until(lambda: resets, 1000), "the watchdog was fed without progress"
+        assert s.stage == "wifi"
+        s.stop()
+        t.cancel()
+        g.cancel()
+
+    run(main())
