@@ -9,9 +9,10 @@
 
 One connection per connect(); the session layer reconnects (a new connect() on the same
 object starts with an empty in-flight window: unacknowledged messages of the dead
-connection have already failed with MQTTError, and the caller decides what to resend). Two tasks run while connected: the reader
-(parses packets from one preallocated buffer of max_packet bytes) and the ticker (keepalive,
-dead-connection detection, DUP retransmission, and the wake-up that bounds every wait).
+connection have already failed with MQTTError, and the caller decides what to resend).
+Two tasks run while connected: the reader (parses packets from one preallocated buffer of
+max_packet bytes) and the ticker (keepalive, dead-connection detection, DUP retransmission,
+and the wake-up that bounds every wait).
 
 Failure modes:
 - EOF, a read/write error, 1.5 x keepalive without any packet from the broker, or a
@@ -144,8 +145,9 @@ class MQTTClient:
         self._t = None
         self._reader_task = None
         self._tick_task = None
-        self._ev = asyncio.Event()  # pulsed on every ack, tick and death: waiters re-check
-        self._closed_ev = asyncio.Event()
+        # Created in connect(), inside the running loop (CPython 3.9 binds Events at creation).
+        self._ev = None  # pulsed on every ack, tick and death: waiters re-check
+        self._closed_ev = None
         self._pid = 0
         self._inflight = {}
         self._pending = {}
