@@ -306,3 +306,35 @@ def test_broker_eof_after_disconnect_is_expected():
         assert c.close_reason == "disconnected by the application", c.close_reason
 
     run(go())
+
+
+def test_scripted_broker_play_runs_a_whole_session():
+    async def go():
+        b = ScriptedBroker()
+        got = []
+        c = client(b, on_message=lambda *a: got.append(a))
+        task = asyncio.create_task(c.connect())
+        await b.play(
+            [
+                ("expect", H("100e00044d5154540402003c00026331")),
+                ("send", connack()),
+            ]
+        )
+        await task
+        sub = asyncio.create_task(c.subscribe("t", qos=1))
+        await b.play(
+            [
+                ("expect", H("820600010001" + "7401")),
+                ("send", suback(1, 1)),
+                ("send", publish("t", b"v", qos=1, pid=3)),
+                ("expect", puback(3)),
+                ("silence", 50),
+                ("eof",),
+                ("closed",),
+            ]
+        )
+        assert await sub == 1
+        assert got == [("t", b"v", False, 1)]
+        await c.wait_closed()
+
+    run(go())

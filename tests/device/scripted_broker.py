@@ -21,6 +21,8 @@ API (every wait is bounded by timeout_ms and fails with AssertionError):
 - `await recv_packet()`: the next complete MQTT packet written, as bytes.
 - `await expect_silence(ms)`: the client writes nothing for ms milliseconds.
 - `await expect_closed()`: the client closes its writer.
+- `await play([("expect", b"..."), ("send", b"..."), ("eof",), ("silence", ms),
+  ("closed",)])`: the same steps as a script, in order.
 - `written`: bytes written by the client and not yet consumed; `closed`: writer closed.
 - `max_read`: if set, each client read returns at most this many bytes (partial reads).
 - `stalled = True`: the client's drain() blocks (a peer that stopped reading) until False.
@@ -230,3 +232,21 @@ class ScriptedBroker:
 
     async def expect_closed(self, timeout_ms=2000):
         await _until(lambda: self.closed, timeout_ms, "the client to close the connection")
+
+    async def play(self, steps, timeout_ms=2000):
+        """Run a script: ("expect", bytes), ("send", bytes), ("eof",), ("silence", ms),
+        ("closed",) in order; the first step that does not happen raises AssertionError."""
+        for step in steps:
+            kind = step[0]
+            if kind == "expect":
+                await self.expect(step[1], timeout_ms)
+            elif kind == "send":
+                self.send(step[1])
+            elif kind == "eof":
+                self.send_eof()
+            elif kind == "silence":
+                await self.expect_silence(step[1])
+            elif kind == "closed":
+                await self.expect_closed(timeout_ms)
+            else:
+                raise ValueError("unknown step %r" % (kind,))
