@@ -91,6 +91,26 @@ def test_qos2_incoming_is_delivered_exactly_once(broker):
     run(go())
 
 
+def test_many_concurrent_qos1_publishes_share_the_window(broker):
+    async def go():
+        inbox = Inbox()
+        sub = make(broker, "wsub", on_message=inbox)
+        pub = make(broker, "wpub", max_inflight=4)
+        await sub.connect()
+        await pub.connect()
+        await sub.subscribe("w", qos=1)
+        n = 300
+        await asyncio.gather(*(pub.publish("w", b"%d" % i, qos=1) for i in range(n)))
+        assert len(pub._inflight) == 0
+        got = await inbox.wait(n)
+        assert sorted(int(m[1]) for m in got) == list(range(n))
+        assert pub.stats["messages_out"] == n and pub.stats["retransmits"] == 0
+        await pub.disconnect()
+        await sub.disconnect()
+
+    run(go())
+
+
 def test_will_is_published_when_the_client_aborts(broker):
     async def go():
         inbox = Inbox()
