@@ -410,3 +410,27 @@ def test_state_outbox_keeps_offline_changes_across_a_reboot():
         box.store.close()
     finally:
         _rmtree(d)
+
+
+def test_a_torn_meta_tmp_is_ignored_and_a_lone_one_is_used():
+    d = _tmpdir()
+    try:
+        s = Store(d)
+        a = s.put_telemetry(b"a")
+        s.put_telemetry(b"b")
+        s.ack(a)
+        s.close()
+        good = _read(d + "/meta")
+        for cut in range(len(good)):
+            _write(d + "/meta.tmp", good[:cut])  # power cut while writing the new meta
+            s = Store(d)
+            assert _payloads(s) == [b"b"], cut
+            s.close()
+        # FAT: meta removed before the rename when the power went: meta.tmp is complete.
+        os.remove(d + "/meta")
+        _write(d + "/meta.tmp", good)
+        s = Store(d)
+        assert _payloads(s) == [b"b"]
+        s.close()
+    finally:
+        _rmtree(d)
