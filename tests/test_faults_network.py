@@ -186,3 +186,15 @@ def test_a_restart_with_values_queued_delivers_them_after_the_restart(rig, tmp_p
     v = rig.verdict(1, 170)
     print("\nrestart with 150 queued: %s, stall %d ms" % (v, end["stall_ms"]))
     assert v["lost"] == 0 and v["delivered"] == 170, v
+
+
+def test_big_messages_are_drained_without_stalling_the_loop(rig):
+    b = ready(rig)
+    before = b.status["connects"]
+    for _ in range(5):
+        rig.collector.publish("soak/cmd", b"\x5a" * 200_000)  # 100 x max_packet
+    rig.collector.publish("soak/cmd", b"\x59\x07\xd0" + b"y" * 2000)  # a 2003-byte text: fits
+    st = b.wait(lambda s: s["messages_in"] >= 1, 20, "the fitting message")
+    b.wait(lambda s: s["mqtt_oversize_dropped"] == 5, 20, "5 oversize messages drained")
+    v, end = finish(rig, b, "5 x 200 KB oversize + 1 fitting message")
+    assert end["connects"] == before and st["bad_messages"] == 0, (end, st)
