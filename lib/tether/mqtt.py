@@ -503,6 +503,8 @@ class MQTTClient:
                 self._pulse()
         except MQTTError:
             pass  # the send already closed the connection
+        except Exception as exc:  # a bug here must not leave a connection without keepalive
+            self._die("ticker failed: %r" % (exc,))
 
     def _ping_due(self, now, half):
         # Idle sender: the broker needs a packet within keepalive. Silent broker while we
