@@ -434,3 +434,51 @@ def test_a_torn_meta_tmp_is_ignored_and_a_lone_one_is_used():
         s.close()
     finally:
         _rmtree(d)
+
+
+def test_random_operations_on_a_full_store_never_drop_state_and_keep_order():
+    import random
+
+    random.seed(66)
+    d = _tmpdir()
+    try:
+        s = Store(d, seg_bytes=256, max_segments=4)
+        tele = []  # telemetry (seq, payload) not acked, in order
+        state = {}  # key -> (seq, payload), latest not acked
+        dropped = 0
+        for step in range(1500):
+            op = random.randint(0, 9)
+            if op <= 4:
+                p = b"t%d" % step
+                tele.append((s.put_telemetry(p), p))
+            elif op <= 6:
+                k = b"k%d" % random.randint(0, 3)
+                p = b"s%d" % step
+                state[k] = (s.put_state(k, p), p)
+            elif op <= 8:
+                e = s.peek()
+                if e is not None:
+                    s.ack(e.seq)
+                    tele = [t for t in tele if t[0] != e.seq]
+                    if e.key in state and state[e.key][0] == e.seq:
+                        del state[e.key]
+            else:
+                dropped += s.dropped  # the counter is per boot
+                s.close()
+                s = Store(d, seg_bytes=256, max_segments=4)
+            got = list(s.pending())
+            got_state = dict((e.key, (e.seq, e.payload)) for e in got if e.kind == STATE)
+            # State is never dropped (compaction may move it to a new sequence number).
+            assert sorted(got_state) == sorted(state), (step, got_state, state)
+            for k in state:
+                assert got_state[k][1] == state[k][1], (step, k)
+            state = got_state
+            got_tele = [(e.seq, e.payload) for e in got if e.kind == TELEMETRY]
+            assert got_tele == tele[len(tele) - len(got_tele) :], step  # oldest dropped only
+            tele = got_tele
+            assert [e.seq for e in got] == sorted(e.seq for e in got)
+            assert s.stats()["disk_bytes"] <= 256 * 5, s.stats()
+        assert dropped + s.dropped > 0  # the policy was exercised
+        s.close()
+    finally:
+        _rmtree(d)
