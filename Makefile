@@ -46,6 +46,14 @@ demo: $(STAMP)
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
 
+# --- benchmarks (docs/performance.md) -------------------------------------------------------
+# Memory, latency, throughput, start-up, size and loop stalls on the unix port against the
+# local emulator; prints one table and writes bench/results.json. Never fails on speed.
+# BENCH_ARGS: e.g. --runs 3, --quick (seconds, for a try), --no-massif, --markdown.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 # --- firmware: .mpy bundles, deploy, frozen images, simulated board -----------------------
 # BOARD is case-insensitive with short forms (esp32, portenta, nano, nano_rp2040); the one
 # mapping lives in tools/boards.py. Details: docs/boards.md.

@@ -40,11 +40,29 @@ DEVICE_SCRIPT = ROOT / "bench" / "device_client.py"
 BASELINE_SCRIPT = ROOT / "bench" / "baseline_paho.py"
 SECRET = "bench-secret"
 
+# What a connected Arduino client imports, dependencies first: each module's figure is what
+# it adds on top of those before it (tether.arduino: its __init__ pulls in client, records,
+# protocol and scheduler). tether.arduino.roots is only imported when no CA is given.
+IMPORT_ORDER = (
+    "tether.compat",
+    "tether.log",
+    "tether.cbor",
+    "tether.senml",
+    "tether.mqtt_packet",
+    "tether.mqtt_stream",
+    "tether.mqtt",
+    "tether.session",
+    "tether.arduino",
+    "tether.tlsctx",
+    "tether.arduino.roots",
+    "tether.stallmeter",
+)
+
 # How much of everything: full (make bench) and quick (the smoke test, a few seconds).
 PROFILES = {
     "full": {
         "runs": 5,
-        "mem_runs": 3,
+        "mem_runs": 5,
         "rtt_writes": 200,
         "local_changes": 50,
         "burst": 1000,
@@ -108,6 +126,22 @@ def ratio(a, b):
     if a is None or b is None or not b:
         return None
     return round(a / b, 2)
+
+
+def retry(fn, good=lambda r: True, attempts=3):
+    """fn() until good(result), at most `attempts` times; a run that raised counts as bad.
+    Returns the last result (None if the last attempt raised)."""
+    r = None
+    for i in range(attempts):
+        try:
+            r = fn()
+        except (BenchError, TimeoutError, AssertionError, KeyError) as exc:
+            log("attempt %d failed: %s" % (i + 1, str(exc).splitlines()[0]))
+            r = None
+            continue
+        if good(r):
+            return r
+    return r
 
 
 # -- the device process ---------------------------------------------------------------------
@@ -297,8 +331,23 @@ class Bench:
         finally:
             d.stop()
 
+    def import_by_module(self):
+        """Heap each library module adds when imported in dependency order (.mpy)."""
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ".frozen:" + str(self.libpath)
+        cmd = [micropython_binary(), str(DEVICE_SCRIPT), "--modules"] + list(IMPORT_ORDER)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        for line in proc.stdout.splitlines():
+            if line.startswith("BENCH modules "):
+                return dict(json.loads(line[len("BENCH modules ") :]))
+        raise BenchError("module import costs: %s %s" % (proc.stdout, proc.stderr))
+
     def memory(self):
         res = {"import_delta_mpy": [], "import_delta_source": [], "by_vars": {}}
+        per_module = {}
+        for _ in range(self.p["mem_runs"]):
+            for name, cost in self.import_by_module().items():
+                per_module.setdefault(name, []).append(cost)
         for _ in range(self.p["mem_runs"]):
             res["import_delta_mpy"].append(self.import_heap(self.libpath))
             res["import_delta_source"].append(self.import_heap(self.srcpath))
@@ -312,13 +361,17 @@ class Bench:
                     "heap_steady": [],
                 }
                 for _ in range(self.p["mem_runs"]):
-                    ok, vals = self.scenario(tls, n)
+                    ok, vals = retry(lambda t=tls, n=n: self.scenario(t, n), lambda r: r[0]) or (
+                        False,
+                        {},
+                    )
                     if not ok:
                         raise BenchError("memory run failed (%s, %d vars): %s" % (tname, n, vals))
                     for k in runs:
                         runs[k].append(vals[k])
                 res["by_vars"]["%s_%d" % (tname, n)] = {k: summary(v, 0) for k, v in runs.items()}
         out = {
+            "import_by_module": {k: summary(v, 0) for k, v in per_module.items()},
             "import_delta_mpy": summary(res["import_delta_mpy"], 0),
             "import_delta_source": summary(res["import_delta_source"], 0),
             "by_vars": res["by_vars"],
@@ -335,7 +388,12 @@ class Bench:
         probes = []
 
         def ok(kb):
-            good, _ = self.scenario(tls, 10, heapsize_kb=kb, timeout=15)
+            # A failed probe runs again: a message lost by the emulator's broker (amqtt)
+            # can make a good heap size look bad, never a bad one look good.
+            for _ in range(2):
+                good, _ = self.scenario(tls, 10, heapsize_kb=kb, timeout=15)
+                if good:
+                    break
             probes.append([kb, good])
             return good
 
@@ -366,13 +424,19 @@ class Bench:
             shutil.which("valgrind"),
             "--tool=massif",
             "--detailed-freq=1",
-            "--max-snapshots=400",
+            "--max-snapshots=1000",
+            "--time-unit=B",
+            "--threshold=0.01",
+            "--depth=2",
             "--massif-out-file=%s" % out,
         ]
         ok, _ = self.scenario(tls, 10, heapsize_kb=256, wrapper=wrapper, timeout=120)
         if not ok or not out.exists():
             return None
-        return parse_massif(out.read_text())
+        try:
+            return parse_massif(out.read_text())
+        finally:
+            out.unlink()
 
     def tls_malloc(self):
         if not self.massif:
@@ -497,13 +561,22 @@ class Bench:
         }
 
 
+# A stack frame inside mbedTLS (or MicroPython's binding to it): by function name or by
+# the mbedTLS source file it is in (its static helpers have no mbedtls_ prefix).
+_MBEDTLS_FRAME = re.compile(
+    r": mbedtls_\w+ \(|\((ssl_\w+|x509\w*|bignum\w*|ecp\w*|ecdh|ecdsa|pk\w*|md|entropy\w*"
+    r"|cipher\w*|ctr_drbg|hmac_drbg|gcm|aes\w*|asn1\w*|oid|rsa\w*|psa_\w+|pem|base64|sha\d*"
+    r"|chacha\w*|poly1305|ccm|platform\w*|modtls_mbedtls)\.c:\d+\)"
+)
+
+
 def parse_massif(text):
     """{"peak": bytes, "mbedtls_peak": bytes} from a massif output file.
 
     peak: the largest heap total over all snapshots (malloc'd bytes, the GC heap and, here,
     the CPython process that hosts the unix port included). mbedtls_peak: in each detailed
-    snapshot, the bytes allocated under a function named mbedtls_* (outermost such frame of
-    each allocation tree), maximised over snapshots.
+    snapshot, the live bytes whose allocating function is in mbedTLS (_MBEDTLS_FRAME; the
+    outermost such frame of each tree), maximised over snapshots.
     """
     peak = 0
     mbed_peak = 0
@@ -523,7 +596,7 @@ def parse_massif(text):
             if skip_deeper is not None and depth > skip_deeper:
                 continue
             skip_deeper = None
-            if re.search(r": mbedtls_\w+ \(", m.group(3)):
+            if _MBEDTLS_FRAME.search(m.group(3)):
                 total += int(m.group(2))
                 skip_deeper = depth
         mbed_peak = max(mbed_peak, total)
@@ -666,7 +739,11 @@ def run_all(profile_name="full", runs=None, massif=True, workdir=None):
                 for baseline in (False, True):
                     key = ("baseline_" if baseline else "") + ("tls" if tls else "tcp")
                     log("run %d/%d: %s" % (i + 1, p["runs"], key))
-                    full[key].append(b.full_run(tls, baseline))
+                    r = retry(lambda t=tls, bl=baseline: b.full_run(t, bl))
+                    if r is not None:
+                        full[key].append(r)
+                    else:
+                        results.setdefault("failed_runs", []).append(key)
         results.update(collate(full))
     finally:
         b.stop()
@@ -853,6 +930,34 @@ def format_table(res, markdown=False):
     return "\n".join(out)
 
 
+def format_details(res, markdown=False):
+    """Per module: heap added at import (.mpy, unix port) and .mpy bytes per architecture."""
+    mods = res["memory"].get("import_by_module", {})
+    sizes_ = res["size"]["modules"]
+    archs = list(res["size"]["by_arch"])
+    same = all(len(set(v.values())) == 1 for v in sizes_.values())
+    heap_of = {}
+    for dotted, s in mods.items():
+        path = dotted.replace(".", "/")
+        key = path + "/__init__.mpy" if path + "/__init__.mpy" in sizes_ else path + ".mpy"
+        heap_of[key] = s
+    cols = ["all archs"] if same else archs
+    head = ["module", "import heap (B)"] + [".mpy %s (B)" % a for a in cols]
+    rows = []
+    for path in sorted(sizes_):
+        heap = heap_of.get(path)
+        size_cells = [_fmt(sizes_[path].get(archs[0] if same else a)) for a in cols]
+        rows.append([path, _fmt(heap["median"]) if heap else "-"] + size_cells)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+        for r in [head] + rows
+    )
+
+
 def header(res):
     m, v = res["machine"], res["versions"]
     return (
@@ -898,6 +1003,8 @@ def main(argv=None):
     Path(args.out).write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
     print(header(res))
     print(format_table(res, args.markdown))
+    print()
+    print(format_details(res, args.markdown))
     print("written to %s" % args.out)
     return 0
 
