@@ -593,3 +593,20 @@ def test_stats_include_the_connection_counters():
 def test_payload_records_round_trip_through_senml():
     # The fake decodes what the client pushes with tether.senml: keep that honest.
     assert senml.decode(bytes.fromhex("81a2006373773104f5")) == [{"n": "sw1", "vb": True}]
+
+
+def test_default_roots_are_used_then_their_module_is_dropped():
+    import sys
+
+    cloud = FakeCloud(THING)
+    client = make(cloud)
+
+    async def body():
+        task = await start(client)
+        await stop(client, task)
+
+    run(body())
+    ssl = cloud.conn.kw["ssl"]
+    assert ssl is not None
+    assert cloud.conn.kw["server_hostname"] == "iot.arduino.cc"
+    assert "tether.arduino.roots" not in sys.modules

@@ -349,9 +349,7 @@ class ArduinoCloudClient:
         if cadata is None and self._ca_override:
             cadata = _read(self._ca_override)
         if cadata is None:
-            from tether.arduino import roots
-
-            cadata = roots.for_port(self.port, _cert_auth(p))
+            cadata = _default_roots(self.port, _cert_auth(p))
         cert = p.get("certfile")
         key = p.get("keyfile")
         if isinstance(key, str) and key.startswith("se05x:"):
@@ -703,6 +701,21 @@ class ArduinoCloudClient:
                     obj.on_write(self, obj if obj._FIELDS else obj.value)
                 except Exception as exc:
                     self._callback_failed(obj, exc)
+
+
+def _default_roots(port, certificate_auth):
+    # The roots module holds ~4.6 KB of DER; mbedTLS copies what it needs, so the module
+    # is dropped again after use (a .mpy module's constants live in RAM).
+    import tether.arduino
+    from tether.arduino import roots
+
+    cas = roots.for_port(port, certificate_auth)
+    sys.modules.pop("tether.arduino.roots", None)
+    try:
+        delattr(tether.arduino, "roots")
+    except AttributeError:
+        pass
+    return cas
 
 
 def _value(rec):
