@@ -352,28 +352,26 @@ class ArduinoCloudClient:
             cadata = _default_roots(self.port, _cert_auth(p))
         cert = p.get("certfile")
         key = p.get("keyfile")
+        if isinstance(key, str) and key.startswith("pkcs11:"):
+            # CPython with the key in a PKCS#11 token (pin, module_path, engine_path).
+            from tether import hsm
+
+            q = dict(p)
+            q.pop("cafile", None)
+            q["cadata"] = cadata
+            q["verify_mode"] = 0 if insecure else 2
+            return hsm.context_from_ssl_params(q)
         if isinstance(key, str) and key.startswith("se05x:"):
+            # Key (and usually certificate) in the board's SE05x secure element.
             from tether import creds
 
             got = creds.load_credentials({"key": key, "cert": cert})
-            cert, key = got.get("cert"), got.get("key")
-        else:
-            if isinstance(cert, str) and not cert.startswith("pkcs11:"):
-                cert = _read(cert)
-            if isinstance(key, str) and not key.startswith("pkcs11:"):
-                key = _read(key)
-            if isinstance(key, str):  # a PKCS#11 token (CPython): the engine options too
-                from tether import hsm
-
-                return hsm.client_context(
-                    cadata,
-                    cert,
-                    key,
-                    insecure,
-                    p.get("module_path"),
-                    p.get("engine_path"),
-                    p.get("pin"),
-                )
+            got["cadata"] = cadata
+            return creds.make_context(got, insecure)
+        if isinstance(cert, str):
+            cert = _read(cert)
+        if isinstance(key, str):
+            key = _read(key)
         return tlsctx.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
 
     async def _connect(self):
