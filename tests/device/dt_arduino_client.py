@@ -610,3 +610,26 @@ def test_default_roots_are_used_then_their_module_is_dropped():
     assert ssl is not None
     assert cloud.conn.kw["server_hostname"] == "iot.arduino.cc"
     assert "tether.arduino.roots" not in sys.modules
+
+
+def test_timezone_period_end_asks_for_last_values_again():
+    now = unix_time()
+    cloud = FakeCloud(
+        THING,
+        command=False,
+        last_values=[{"n": "tz_offset", "v": 7200}, {"n": "tz_dst_until", "v": now + 1000}],
+    )
+    client = make(cloud)
+    client.register("a", value=1)  # nothing uninitialised: no last values asked at first
+
+    async def body():
+        task = await start(client)
+        await asyncio.sleep(0.05)
+        assert cloud.sent("/shadow/o") == []
+        cloud.send_command(0x010900, [3600, now - 1])  # this timezone period is over
+        await until(lambda: client["tz_offset"] == 7200)
+        await stop(client, task)
+
+    run(body())
+    assert len(cloud.sent("/shadow/o")) == 1
+    assert client["tz_dst_until"] == now + 1000

@@ -13,8 +13,8 @@ Per connection (run by tether.session, which reconnects with backoff):
    values. No answer: ThingBegin again after 2 s, 4 s, ... 32 s; after DISCOVERY_RETRIES the
    connection is dropped and the session backs off. An empty thing id ("device not linked
    to a thing") is logged and waited out with ten times longer delays.
-3. Attach: SUBSCRIBE /a/t/{thing}/e/i; if a variable has no value yet, ask for the last
-   values (LastValuesBegin, or getLastValues on shadow/o after SUBSCRIBE shadow/i). Either
+3. Attach: SUBSCRIBE /a/t/{thing}/e/i (and shadow/i in the legacy flow); if a variable has
+   no value yet, ask for the last values (LastValuesBegin, or getLastValues). Either
    reply initialises only variables that are still uninitialised; retried every 30 s.
 4. Ready: every local change is pushed at once as one SenML pack on /a/t/{thing}/e/o (QoS
    1); a variable stays dirty until its PUBACK. Cloud writes on e/i call on_write from the
@@ -142,7 +142,10 @@ class ArduinoCloudClient:
         self.mqtt = None
         self.scheduler = Scheduler(self._callback_failed)
         self.session = Session(
-            self._connect, self._serve, None, self.BACKOFF_MIN_MS, self.BACKOFF_MAX_MS
+            self._connect,
+            self._serve,
+            backoff_min_ms=self.BACKOFF_MIN_MS,
+            backoff_max_ms=self.BACKOFF_MAX_MS,
         )
         if _needs_clock_stage():
             self.session.add_stage("time", self._set_time, ntp_timeout * 3000)
@@ -450,7 +453,8 @@ class ArduinoCloudClient:
         self.thing_id = thing
         self._detached = False
         await mqtt.subscribe(protocol.thing_topic(thing, "e/i"), 1)
-        if self._flow == _LEGACY and self._needs_last_values():
+        if self._flow == _LEGACY:
+            # Also when every value is set: the timezone refresh asks for last values too.
             await mqtt.subscribe(protocol.thing_topic(thing, "shadow/i"), 1)
         _log.info("attached to thing %s (%s flow)", thing, self._flow)
         self.session.ready()
