@@ -244,7 +244,8 @@ class Bench:
         self.p = profile
         self.massif = massif
         self.libpath = None
-        self.srcpath = ROOT / "lib"
+        self.src = None  # the snapshot of the sources every figure comes from
+        self.srcpath = None
         self.sim = None
         self._seq = 0
         self._arrivals = {}  # thing id -> [(arrival unix s, [record names])]
@@ -252,8 +253,10 @@ class Bench:
     # setup
 
     def start(self):
-        out, _ = bundle.build(None, self.workdir / "x64", "x64")
-        self.libpath = out / "lib"
+        self.src = snapshot_sources(self.workdir / "src")
+        self.srcpath = self.src / "lib"
+        compile_tree(self.src, self.workdir / "x64", "x64")
+        self.libpath = self.workdir / "x64" / "lib"
         self.sim = CloudSim(self.workdir / "cloudsim", plain_port=0, dashboard=False).start()
         store = self.sim.store
         original = store.record_values
@@ -606,20 +609,45 @@ def parse_massif(text):
 # -- 5. size ------------------------------------------------------------------------------
 
 
-def sizes():
+def snapshot_sources(dst):
+    """Copy the library and firmware sources to dst/lib and dst/firmware, so that every
+    figure of one run comes from the same code even while the tree is being edited."""
+    dst = Path(dst)
+    for rel in bundle.library_modules():
+        (dst / "lib" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "lib" / rel, dst / "lib" / rel)
+    (dst / "firmware").mkdir(parents=True, exist_ok=True)
+    for name in ("tether_firmware.py", "boot.py", "main.py"):
+        shutil.copy(ROOT / "firmware" / name, dst / "firmware" / name)
+    return dst
+
+
+def compile_tree(src, out, arch):
+    """mpy-cross (tools/bundle.py's) every module of a snapshot: {path under lib: bytes}."""
+    src, out = Path(src), Path(out)
+    sizes_ = {}
+    rels = sorted(str(p.relative_to(src / "lib")) for p in (src / "lib" / "tether").rglob("*.py"))
+    for rel in rels + ["tether_firmware.py"]:
+        source = src / "lib" / rel if rel.startswith("tether/") else src / "firmware" / rel
+        dst = out / "lib" / (rel[:-3] + ".mpy")
+        bundle.compile_module(source, dst, arch, rel)
+        sizes_[rel[:-3] + ".mpy"] = dst.stat().st_size
+    return sizes_
+
+
+def sizes(src):
     """.mpy bytes per architecture, per module, and of the frozen manifest's contents."""
+    src = Path(src)
     out = {"by_arch": {}, "modules": {}, "source_bytes": {}}
-    firmware = ROOT / "firmware"
     with tempfile.TemporaryDirectory() as tmp:
         for arch in bundle.ARCHS:
-            _, sz = bundle.build(None, Path(tmp) / arch, arch)
-            mpy = {k[len("lib/") :]: v for k, v in sz.items() if k.endswith(".mpy")}
+            mpy = compile_tree(src, Path(tmp) / arch, arch)
             lib_only = sum(v for k, v in mpy.items() if k.startswith("tether/"))
             # manifest.py freezes the package, tether_firmware and boot.py/main.py
             frozen = sum(mpy.values())
             for name in ("boot.py", "main.py"):
                 dst = Path(tmp) / arch / "frozen" / (name[:-3] + ".mpy")
-                bundle.compile_module(firmware / name, dst, arch, name)
+                bundle.compile_module(src / "firmware" / name, dst, arch, name)
                 frozen += dst.stat().st_size
             out["by_arch"][arch] = {
                 "library_mpy": lib_only,
@@ -628,11 +656,10 @@ def sizes():
             }
             for k, v in mpy.items():
                 out["modules"].setdefault(k, {})[arch] = v
-    for rel in bundle.library_modules():
-        out["source_bytes"]["tether/" + rel[len("tether/") :]] = (
-            (ROOT / "lib" / rel).stat().st_size
-        )
-    out["source_bytes"]["tether_firmware.py"] = (firmware / "tether_firmware.py").stat().st_size
+    for p in sorted((src / "lib").rglob("*.py")):
+        out["source_bytes"][str(p.relative_to(src / "lib"))] = p.stat().st_size
+    fw = src / "firmware" / "tether_firmware.py"
+    out["source_bytes"]["tether_firmware.py"] = fw.stat().st_size
     out["source_total"] = sum(out["source_bytes"].values())
     return out
 
@@ -649,9 +676,14 @@ def machine():
                 break
     except OSError:
         pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "loadavg_at_start": load,
         "os": platform.platform(),
         "arch": platform.machine(),
     }
@@ -691,12 +723,19 @@ def versions():
 
     v["tether"] = __version__
     try:
-        v["tether_commit"] = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run(
+            git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            git + ["status", "--porcelain", "lib", "firmware"],
             capture_output=True,
             text=True,
             timeout=10,
-        ).stdout.strip()
+        )
+        v["tether_commit"] = head.stdout.strip() + (
+            "+local changes" if dirty.stdout.strip() else ""
+        )
     except OSError:
         v["tether_commit"] = "?"
     return v
@@ -726,7 +765,7 @@ def run_all(profile_name="full", runs=None, massif=True, workdir=None):
     try:
         b.start()
         log("size")
-        results["size"] = sizes()
+        results["size"] = sizes(b.src)
         log("memory")
         results["memory"] = b.memory()
         log("smallest heap (binary search)")
@@ -961,7 +1000,7 @@ def format_details(res, markdown=False):
 def header(res):
     m, v = res["machine"], res["versions"]
     return (
-        "machine: %s, %s cores, %s\n"
+        "machine: %s, %s cores, %s, load average at start %s\n"
         "versions: MicroPython %s (mbedTLS %s), CPython %s, amqtt %s, paho-mqtt %s, "
         "mosquitto %s, Tether %s (%s)\n"
         "profile %s: median of %d runs (memory %d), %.0f s"
@@ -969,6 +1008,7 @@ def header(res):
             m["cpu"],
             m["cores"],
             m["os"],
+            m.get("loadavg_at_start"),
             v["micropython"],
             v["mbedtls"],
             v["cpython"],
