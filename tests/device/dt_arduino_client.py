@@ -509,7 +509,7 @@ def test_schedule_fires_on_active_when_its_window_opens():
     client = make(cloud)
     fired = []
     now = unix_time()
-    sc = Schedule("sc", frm=now - 5, to=now + 100, len=100, msk=0xFFFFFFFF, interval=0.02)
+    sc = Schedule("sc", frm=now - 5, to=now + 100, len=100, msk=0, interval=0.02)
     sc.on_active = lambda c, value: fired.append(value)
     client.register(sc)
 

@@ -13,7 +13,7 @@ from tether.arduino import (
     Television,
     protocol,
 )
-from tether.arduino.records import CloudObject
+from tether.arduino.records import CloudObject, schedule_active
 from tether.cbor import CBORError
 
 THING = "5f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
@@ -221,3 +221,60 @@ def test_default_ports_follow_the_auth_method():
     assert c.port == 8885 and c.server == "iot.arduino.cc"
     c = ArduinoCloudClient("d", "d", "p", server="127.0.0.1", port=1234)
     assert (c.server, c.port) == ("127.0.0.1", 1234)
+
+
+# -- Schedule windows (msk layout of ArduinoIoTCloud's CloudSchedule) --------------------------
+
+_START = 1633305600  # Monday 2021-10-04 00:00:00 UTC
+_END = 1633651200  # Friday 2021-10-08 00:00:00 UTC
+
+
+def test_schedule_one_shot():
+    frm = 1636156800
+    assert schedule_active(frm, frm + 86399, 600, 0, frm)
+    assert schedule_active(frm, frm + 86399, 600, 0, frm + 600)
+    assert not schedule_active(frm, frm + 86399, 600, 0, frm + 601)
+    assert not schedule_active(frm, frm + 86399, 600, 0, frm - 1)
+
+
+def test_schedule_fixed_delta_every_20_minutes():
+    msk = (1 << 30) | (1 << 26) | 20  # unit minutes, fixed delta, 20 -> 1140850708
+    assert msk == 1140850708
+    cases = [
+        (_START, True),
+        (_START + 600, True),
+        (_START + 601, False),
+        (_START + 1199, False),
+        (_START + 1200, True),
+        (1633650300, True),  # Thursday 23:45: 300 s into a window
+        (1633650900, False),
+        (_END, False),  # `to` is excluded
+        (_START - 1, False),
+    ]
+    for now, want in cases:
+        assert schedule_active(_START, _END, 600, msk, now) == want, now
+
+
+def test_schedule_weekly_on_monday_tuesday_saturday():
+    msk = (2 << 26) | 0b1000110  # Sunday is bit 0
+    assert msk == 134217798
+    day = 86400
+    assert schedule_active(_START, _END, 600, msk, _START + 300)  # Monday 00:05
+    assert not schedule_active(_START, _END, 600, msk, _START + 1500)  # Monday 00:25
+    assert schedule_active(_START, _END, 600, msk, _START + day + 300)  # Tuesday
+    assert not schedule_active(_START, _END, 600, msk, _START + 2 * day + 300)  # Wednesday
+
+
+def test_schedule_monthly_and_yearly():
+    monthly = (3 << 26) | 6  # the 6th of every month
+    yearly = (4 << 26) | (11 << 8) | 6  # 6 December (months count from 0)
+    end = 1759536000
+    assert schedule_active(_START, end, 600, monthly, 1633478700)  # 2021-10-06 00:05
+    assert not schedule_active(_START, end, 600, monthly, 1633392300)  # 2021-10-05 00:05
+    assert schedule_active(_START, end, 600, yearly, 1638749100)  # 2021-12-06 00:05
+    assert not schedule_active(_START, end, 600, yearly, 1636157100)  # 2021-11-06 00:05
+
+
+def test_schedule_unknown_type_or_zero_delta_is_never_active():
+    assert not schedule_active(_START, 0, 600, 0xFFFFFFFF, _START)
+    assert not schedule_active(_START, 0, 600, 1 << 26, _START)  # fixed delta of 0

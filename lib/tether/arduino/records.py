@@ -14,7 +14,7 @@ together because the cloud has no partial-object update:
 
 import time
 
-from tether.compat import MICROPYTHON
+from tether.compat import MICROPYTHON, const
 
 # Kinds of value a variable can hold; the cloud and the user may not change a kind.
 _BOOL = "b"
@@ -302,12 +302,51 @@ class DimmedLight(CloudObject):
     _KINDS = (_BOOL, _FLOAT)
 
 
-class Schedule(CloudObject):
-    """A time window set from the dashboard: frm/to (unix s), len (s), msk (repetition).
+# Schedule `msk` layout (ArduinoIoTCloud CloudSchedule): unit bits 31..30 (s, min, h, day),
+# type bits 29..26, repetition 25..0 (fixed delta), weekday bits 6..0 (Sunday = bit 0),
+# month (0 = January) bits 15..8, day of the month bits 7..0.
+_ONE_SHOT = const(0)
+_FIXED_DELTA = const(1)
+_WEEKLY = const(2)
+_MONTHLY = const(3)
+_YEARLY = const(4)
+_UNIT_S = (1, 60, 3600, 86400)
+_DAY_S = const(86400)
 
-    on_active(client, value) is called when the window opens; `active` tells whether the
-    current time (plus the cloud's tz_offset) is inside it. Like the original client, only
-    the first window [frm, frm + len) is evaluated; `msk` repetition is carried, not applied.
+
+def schedule_active(frm, to, length, msk, now):
+    """True when local time `now` (unix s + tz offset) is inside one of the windows.
+
+    The window is [frm, to) (to = 0: no end); inside it the schedule is active for `length`
+    seconds at every repetition: every `delta` (fixed delta), or daily at frm's time of day
+    on the matching weekdays / day of the month / day of the year.
+    """
+    if now < frm or (to and now >= to):
+        return False
+    kind = (msk >> 26) & 0xF
+    if kind == _ONE_SHOT:
+        return now - frm <= length
+    if kind == _FIXED_DELTA:
+        delta = _UNIT_S[(msk >> 30) & 3] * (msk & 0x03FFFFFF)
+    elif _WEEKLY <= kind <= _YEARLY:
+        tm = time.gmtime(now - _EPOCH_OFFSET)  # (year, month 1-12, mday, h, m, s, wday Mon=0)
+        if kind == _WEEKLY and not (msk >> ((tm[6] + 1) % 7)) & 1:
+            return False
+        if kind >= _MONTHLY and tm[2] != msk & 0xFF:
+            return False
+        if kind == _YEARLY and tm[1] - 1 != (msk >> 8) & 0xFF:
+            return False
+        delta = _DAY_S
+    else:
+        return False
+    return delta > 0 and (now - frm) % delta <= length
+
+
+class Schedule(CloudObject):
+    """A time plan set from the dashboard: frm/to (unix s), len (s), msk (repetition).
+
+    on_active(client, value) is called when a window opens; `active` tells whether the
+    local time (UTC plus the cloud's tz_offset) is inside one (see schedule_active).
     """
 
     _FIELDS = ("frm", "to", "len", "msk")
@@ -327,7 +366,7 @@ class Schedule(CloudObject):
         if not self.initialized:
             return
         now = unix_time() + client.get("tz_offset", 0)
-        inside = self.frm <= now < self.frm + self.len
+        inside = schedule_active(self.frm, self.to, self.len, self.msk, now)
         if inside and not self.active:
             self.active = True
             if self.on_active is not None:
