@@ -68,9 +68,11 @@ def hexs(b):
 
 
 def test_legacy_discovery_and_get_last_values():
-    cloud = FakeCloud(THING, command=False, last_values=[{"n": "sw1", "vb": True}])
+    pack = [{"n": "sw1", "vb": True}, {"n": "k", "v": 9}]
+    cloud = FakeCloud(THING, command=False, last_values=pack)
     client = make(cloud)
     client.register("sw1", value=None)
+    client.register("k", value=5)  # the device's own value: last values leave it alone
 
     async def body():
         task = await start(client)
@@ -84,6 +86,7 @@ def test_legacy_discovery_and_get_last_values():
     assert hexs(cloud.sent("/c/up")[1]) == "da000103008160"
     assert hexs(cloud.sent("/shadow/o")[0]) == "81a20063723a6d036d6765744c61737456616c756573"
     assert cloud.sent("/c/up")[2:] == []  # no LastValuesBegin in the legacy flow
+    assert client["k"] == 5
     assert client.counters["last_values"] == 1
 
 
@@ -240,6 +243,38 @@ def test_write_reaches_on_write_as_it_arrives():
     assert got and got[0][0] is True
     assert ticks_diff(got[0][1], t0) < 100, ticks_diff(got[0][1], t0)
     assert client.counters["writes"] == 1
+
+
+def test_write_scalars_of_every_type():
+    cloud = FakeCloud(THING)
+    client = make(cloud)
+    got = {}
+
+    def keep(name):
+        return lambda c, v: got.__setitem__(name, v)
+
+    client.register("b", value=False, on_write=keep("b"))
+    client.register("i", value=1, on_write=keep("i"))
+    client.register("f", value=0.5, on_write=keep("f"))
+    client.register("s", value="", on_write=keep("s"))
+
+    async def body():
+        task = await start(client)
+        cloud.write(
+            [
+                {"n": "b", "vb": True},
+                {"n": "i", "v": -42},
+                {"n": "f", "v": 3},  # an int for a float variable: the cloud's quirk
+                {"n": "s", "vs": "hello"},
+            ]
+        )
+        await until(lambda: len(got) == 4)
+        await stop(client, task)
+
+    run(body())
+    assert got == {"b": True, "i": -42, "f": 3.0, "s": "hello"}, got
+    assert type(got["f"]) is float
+    assert client.counters["writes"] == 4 and client.counters["bad_messages"] == 0
 
 
 def test_read_only_variable_ignores_cloud_writes():
