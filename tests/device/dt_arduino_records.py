@@ -14,7 +14,9 @@ from tether.arduino import (
     protocol,
 )
 from tether.arduino.records import CloudObject, schedule_active
+from tether.arduino.scheduler import Scheduler
 from tether.cbor import CBORError
+from tether.compat import ticks_add, ticks_ms
 
 THING = "5f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 
@@ -278,3 +280,61 @@ def test_schedule_monthly_and_yearly():
 def test_schedule_unknown_type_or_zero_delta_is_never_active():
     assert not schedule_active(_START, 0, 600, 0xFFFFFFFF, _START)
     assert not schedule_active(_START, 0, 600, 1 << 26, _START)  # fixed delta of 0
+
+
+# -- the scheduler ------------------------------------------------------------------------------
+
+
+class _Ticker:
+    def __init__(self, name, interval, fail=False, backoff=None):
+        self.name = name
+        self.interval = interval
+        self.backoff = backoff
+        self.fail = fail
+        self.runs = 0
+
+    def run(self, client):
+        self.runs += 1
+        if self.fail:
+            raise ValueError("boom")
+
+    def next_interval_s(self):
+        return CloudObject.next_interval_s(self)
+
+
+def test_scheduler_runs_each_entry_at_its_interval_from_one_loop():
+    errors = []
+    s = Scheduler(lambda obj, exc: errors.append((obj.name, str(exc))))
+    a = _Ticker("a", 0.1)
+    b = _Ticker("b", 0.25, fail=True)
+    s.add(a)
+    s.add(b)
+    s.add(a)  # twice: still one entry
+    assert len(s) == 2
+    t0 = ticks_ms()
+    assert s.run_due(None, t0) == 100  # both ran; a is due again first
+    assert (a.runs, b.runs) == (1, 1)
+    assert s.run_due(None, ticks_add(t0, 50)) == 50  # nothing due yet
+    for ms in (100, 200, 250, 300):
+        s.run_due(None, ticks_add(t0, ms))
+    assert (a.runs, b.runs) == (4, 2)
+    assert errors == [("b", "boom"), ("b", "boom")]  # reported, and b kept its place
+    s.remove(b)
+    assert len(s) == 1
+
+
+def test_scheduler_after_a_stall_restarts_from_now_instead_of_bursting():
+    s = Scheduler(None)
+    a = _Ticker("a", 0.1)
+    s.add(a)
+    t0 = ticks_ms()
+    s.run_due(None, t0)
+    s.run_due(None, ticks_add(t0, 5000))  # the loop was blocked for 5 s
+    assert a.runs == 2
+    assert s.run_due(None, ticks_add(t0, 5050)) == 50
+    assert a.runs == 2
+
+
+def test_scheduler_backoff_stretches_the_interval_up_to_5_s():
+    a = _Ticker("a", 1.0, backoff=2.0)
+    assert [a.next_interval_s() for _ in range(4)] == [2.0, 4.0, 5.0, 5.0]
