@@ -29,15 +29,15 @@ DEVICE_ID = "3a1c5e1e-7d1b-4c2e-9f00-7e57e7e57001"
 THING_ID = str(uuid.UUID(int=0x0A0B0C0D11114222833344445555666))
 WRITES = 20
 HEAP_IN_USE_LIMIT = 192 * 1024  # after connecting with 10 variables (64-bit port, .py)
-SMALLEST_HEAP_LIMIT = 320 * 1024
 
 DEVICE_SCRIPT = """
-import asyncio, gc
+import asyncio, gc, sys
 from tether.arduino import ArduinoCloudClient
 
 client = ArduinoCloudClient(%(dev)r, %(dev)r, "pw", server="localhost", port=%(port)d,
                             ssl_params={"cafile": %(ca)r})
 writes = [0]
+client.MAX_PACKET = int(sys.argv[1]) if len(sys.argv) > 1 else client.MAX_PACKET
 
 def on_write(c, value):
     writes[0] += 1
@@ -124,8 +124,8 @@ class _Cloud:
         self.c.disconnect()
 
 
-def _device(script, heapsize=None):
-    cmd = micropython_cmd(script, heapsize=heapsize)
+def _device(script, heapsize=None, max_packet=None):
+    cmd = micropython_cmd(script, *([max_packet] if max_packet else []), heapsize=heapsize)
     try:
         p = subprocess.run(
             cmd,
@@ -154,9 +154,11 @@ def test_heap_in_use_after_connecting_with_ten_variables(setup):
     assert in_use < HEAP_IN_USE_LIMIT, in_use
 
 
-def test_smallest_heap_that_connects_and_handles_20_writes(setup):
+@pytest.mark.parametrize("max_packet, limit_kb", [(None, 320), (4096, 224)])
+def test_smallest_heap_that_connects_and_handles_20_writes(setup, max_packet, limit_kb):
+    # max_packet 4096: the low-memory setting (ArduinoCloudClient.MAX_PACKET, docs/arduino.md)
     def ok(kb):
-        out = _device(setup, "%dk" % kb)
+        out = _device(setup, "%dk" % kb, max_packet)
         return "DONE %d" % WRITES in out
 
     lo, hi = 128, 384  # KB: lo fails, hi works
@@ -168,8 +170,11 @@ def test_smallest_heap_that_connects_and_handles_20_writes(setup):
             hi = mid
         else:
             lo = mid
-    print("\nsmallest -X heapsize that connects and handles %d writes: %dk" % (WRITES, hi))
-    assert hi * 1024 <= SMALLEST_HEAP_LIMIT, hi
+    print(
+        "\nsmallest -X heapsize that connects and handles %d writes (MAX_PACKET %s): %dk"
+        % (WRITES, max_packet or "default", hi)
+    )
+    assert hi <= limit_kb, hi
 
 
 def test_compiled_size_of_the_arduino_modules(tmp_path):
