@@ -216,6 +216,7 @@ class Board:
             "mqtt_oversize_dropped": m.get("oversize_dropped", 0),
             "stall_ms": self.meter.longest_ms,
             "stall_by_phase": self.meter.by_phase,
+            "stall_events": self.meter.events,
             "heap_free": free,
             "heap_min": s.heap_min,
             "unix": self.clockmod.unix_time(),
@@ -799,6 +800,7 @@ def soak(seconds, seed, workdir, interp="unix", out=print):
         "store_dropped": end["dropped"],
         "longest_loop_stall_ms": end["stall_ms"],
         "stall_by_phase_ms": end["stall_by_phase"],
+        "stall_events_over_50ms": end["stall_events"],
         # After gc.collect() every 10 s: what the board really keeps alive.
         "heap_free_min": min([h for _, h in heap]) if heap else None,
         # Sampled between collections (garbage included): the GC's high-water mark.

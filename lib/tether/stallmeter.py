@@ -34,6 +34,8 @@ class StallMeter:
         self.longest_ms = 0
         self.ticks = 0
         self.by_phase = {}
+        self.log_over_ms = 50  # gaps longer than this are kept in `events` (the last 16)
+        self.events = []  # (ticks_ms at wake-up, gap_ms, phase)
         self._phase = None
         self._task = None
 
@@ -66,6 +68,10 @@ class StallMeter:
         ph = self._phase
         if ph is not None and gap_ms > self.by_phase[ph]:
             self.by_phase[ph] = gap_ms
+        if gap_ms > self.log_over_ms:
+            self.events.append((ticks_ms(), gap_ms, ph))
+            if len(self.events) > 16:
+                self.events.pop(0)
 
     async def _run(self):
         period = self.period_ms

@@ -46,3 +46,14 @@ def test_reset_returns_the_longest_and_starts_over():
     m.note(10)
     assert m.reset() == 30
     assert m.longest_ms == 0
+
+
+def test_long_gaps_are_kept_with_their_phase():
+    m = StallMeter()
+    m.phase("tls")
+    m.note(20)
+    m.note(120)
+    assert len(m.events) == 1 and m.events[0][1:] == (120, "tls"), m.events
+    for _ in range(20):
+        m.note(60)
+    assert len(m.events) == 16  # bounded
