@@ -107,8 +107,6 @@ class MQTTClient:
     ):
         if max_packet < 64:
             raise ValueError("max_packet")
-        if ssl is True:  # would verify nothing on MicroPython: a context says what to trust
-            raise ValueError("ssl must be an SSL context (tether.tlsctx.client_context())")
         self.client_id = client_id
         self.server = server
         self.port = port

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from harness import raises, run
+from harness import run
 from scripted_broker import (
     ScriptedBroker,
     connack,
@@ -338,8 +338,3 @@ def test_scripted_broker_play_runs_a_whole_session():
         await c.wait_closed()
 
     run(go())
-
-
-def test_ssl_true_is_refused():
-    exc = raises(ValueError, MQTTClient, "c", "h", ssl=True)
-    assert "context" in str(exc)
