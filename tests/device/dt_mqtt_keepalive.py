@@ -213,3 +213,28 @@ def test_reconnect_on_the_same_client():
             pass
 
     run(go())
+
+
+def test_write_error_closes_the_connection():
+    async def go():
+        b = ScriptedBroker()
+        c = await connected(b)
+        waiting = asyncio.create_task(c.subscribe("t"))
+        await b.recv_packet()
+        b.fail_writes = OSError(104, "reset")
+        try:
+            await c.publish("t", b"x", qos=1)
+        except MQTTError as exc:
+            assert "write failed" in str(exc), exc
+        else:
+            raise AssertionError("publish did not fail")
+        await c.wait_closed()
+        assert "write failed" in c.close_reason and b.closed
+        try:
+            await waiting
+        except MQTTError:
+            pass
+        else:
+            raise AssertionError("pending subscribe did not fail")
+
+    run(go())

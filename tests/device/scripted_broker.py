@@ -26,6 +26,7 @@ API (every wait is bounded by timeout_ms and fails with AssertionError):
 - `written`: bytes written by the client and not yet consumed; `closed`: writer closed.
 - `max_read`: if set, each client read returns at most this many bytes (partial reads).
 - `stalled = True`: the client's drain() blocks (a peer that stopped reading) until False.
+- `fail_writes = OSError(...)`: every client write raises it (a reset connection).
 - `hexdump(b)`: helper for messages.
 
 Packet builders (independent of tether.mqtt_packet, so they check it): `connack`,
@@ -138,6 +139,8 @@ class _Writer:
     def write(self, data):
         if self._b.closed:
             raise OSError(32, "write after close")
+        if self._b.fail_writes is not None:
+            raise self._b.fail_writes
         self._b.written += bytes(data)  # copy: the client reuses its buffers
 
     async def drain(self):
@@ -164,6 +167,7 @@ class ScriptedBroker:
         self.opened = []
         self.refuse = None
         self.stalled = False
+        self.fail_writes = None
         self._reset()
 
     def _reset(self):
