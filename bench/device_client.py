@@ -283,20 +283,7 @@ def main():
     rc = asyncio.run(coro)
     emit("exit", rc)
     if rc and CLIENT:
-        emit("counters", CLIENT[0].stats())
-        m = CLIENT[0].mqtt
-        if m is not None:
-            out_buf = getattr(m._t._w, "out_buf", None)
-            emit(
-                "mqtt_state",
-                {
-                    "busy": m._busy,
-                    "waiting": m._wr_waiting,
-                    "inflight": len(m._inflight),
-                    "out_buf": len(out_buf) if out_buf is not None else None,
-                    "alive": m._alive,
-                },
-            )
+        emit("counters", CLIENT[0].stats())  # why it did not finish
     sys.exit(rc)
 
 
