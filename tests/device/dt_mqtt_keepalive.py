@@ -61,7 +61,7 @@ def test_no_ping_while_publishing_and_receiving():
         while ticks_diff(ticks_ms(), t0) < 1600:
             await c.publish("t", b"x")
             b.send(publish("r", b"y"))
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.1)
         assert PINGREQ not in bytes(b.written), b.written
         assert c.stats["pings"] == 0 and c.connected
         c.close()
