@@ -167,6 +167,15 @@ def test_composite_fields_read_and_write_as_attributes():
     raises(AttributeError, getattr, loc, "alt")
 
 
+def test_composite_value_is_a_dict_of_fields():
+    loc = Location("home", value={"lat": 1.0, "lon": 2.0})
+    assert loc.value == {"lat": 1.0, "lon": 2.0} and loc.initialized
+    loc.value = {"lon": 3}
+    assert loc.lon == 3.0
+    raises(TypeError, setattr, loc, "value", {"alt": 1.0})
+    raises(TypeError, setattr, loc, "value", 5)
+
+
 def test_partially_set_composite_is_not_initialized():
     c = Color("c", hue=1.0)
     assert not c.initialized and not c.dirty

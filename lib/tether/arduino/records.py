@@ -118,6 +118,8 @@ class CloudObject:
                 if f not in self._vals:
                     raise TypeError("%s got an unexpected keyword argument '%s'" % (name, f))
                 self.set_field(f, fields[f])
+            if value is not None:
+                self.value = value  # a dict of fields, like the setter takes
         else:
             for f in fields:
                 raise TypeError("%s got an unexpected keyword argument '%s'" % (name, f))
