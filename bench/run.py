@@ -539,6 +539,8 @@ class Bench:
                 s = time.perf_counter()
                 self.sim.call(burst, timeout=120)
                 b = d.wait("burst", 90)
+                if b["received"] != count:
+                    raise BenchError("burst: %d of %d writes arrived" % (b["received"], count))
                 r["burst_received"] = b["received"]
                 r["burst_s"] = time.perf_counter() - s
                 r["stall_burst_ms"] = b["stall_ms"]
