@@ -25,17 +25,17 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff format --check lib tests tools firmware boards manifest.py
-	$(BIN)/ruff check lib tests tools firmware boards manifest.py
+	$(BIN)/ruff format --check lib tests tools firmware boards bench examples manifest.py
+	$(BIN)/ruff check lib tests tools firmware boards bench examples manifest.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check lib tests tools firmware boards manifest.py
-	$(BIN)/ruff check lib tests tools firmware boards manifest.py
+	$(BIN)/ruff format --check lib tests tools firmware boards bench examples manifest.py
+	$(BIN)/ruff check lib tests tools firmware boards bench examples manifest.py
 
 format: $(STAMP)
-	$(BIN)/ruff format lib tests tools firmware boards manifest.py
-	$(BIN)/ruff check --fix lib tests tools firmware boards manifest.py
+	$(BIN)/ruff format lib tests tools firmware boards bench examples manifest.py
+	$(BIN)/ruff check --fix lib tests tools firmware boards bench examples manifest.py
 
 # The local cloud emulator + the firmware on the unix port (docs/emulator.md). The emulator
 # creates the test PKI (tools/pki.py) under var/demo/pki on first run.
