@@ -49,7 +49,7 @@ function ago(t) {
 }
 
 const isNum = v => typeof v === "number";
-const fmt = v => isNum(v) ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) :
+const fmt = v => isNum(v) ? (Number.isInteger(v) ? String(v) : String(Number(v.toFixed(6)))) :
   (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
 
 // ---- variables: scalar "name" or composite "name:field" records --------------------------
@@ -123,11 +123,14 @@ function plot(points) {
   svg.setAttribute("preserveAspectRatio", "none");
   const line = document.createElementNS(svg.namespaceURI, "polyline");
   svg.append(line);
-  return {el: svg, update: pts => {
+  const caption = h("div", {class: "plot-range"});
+  const short = v => String(Number(v.toFixed(2)));
+  return {el: h("div", {}, svg, caption), update: pts => {
     pts = (pts || []).slice(-120);
-    if (pts.length < 2) { line.setAttribute("points", ""); return; }
+    if (pts.length < 2) { line.setAttribute("points", ""); caption.textContent = ""; return; }
     const t0 = pts[0][0], t1 = pts[pts.length - 1][0] || t0 + 1;
     let lo = Math.min(...pts.map(p => p[1])), hi = Math.max(...pts.map(p => p[1]));
+    caption.textContent = "last " + pts.length + " · min " + short(lo) + " · max " + short(hi);
     if (hi === lo) { hi += 1; lo -= 1; }
     line.setAttribute("points", pts.map(([t, v]) =>
       ((t - t0) / (t1 - t0 || 1) * 236 + 2).toFixed(1) + "," + (42 - (v - lo) / (hi - lo) * 38).toFixed(1)).join(" "));
