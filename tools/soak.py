@@ -419,9 +419,13 @@ class Collector:
 
 
 class BoardProcess:
-    """The board on the MicroPython unix port (or CPython with interp="cpython")."""
+    """The board on the MicroPython unix port (or CPython with interp="cpython").
 
-    def __init__(self, workdir, cfg, interp="unix", heapsize="512k"):
+    The unix port's GC heap is capped at `heapsize` (256 KB: the source of tools/soak.py and
+    of tether is compiled on the board itself here, which a frozen firmware does not need;
+    160 KB is not enough for that compilation)."""
+
+    def __init__(self, workdir, cfg, interp="unix", heapsize="256k"):
         import json
 
         self.workdir = workdir
