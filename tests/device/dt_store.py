@@ -482,3 +482,18 @@ def test_random_operations_on_a_full_store_never_drop_state_and_keep_order():
         s.close()
     finally:
         _rmtree(d)
+
+
+def test_more_state_keys_than_max_keys_are_refused():
+    d = _tmpdir()
+    try:
+        s = Store(d, max_keys=3)
+        for k in ("a", "b", "c"):
+            s.put_state(k, b"1")
+        err = raises(StoreFull, s.put_state, "d", b"1")
+        assert "3 state keys" in str(err)
+        s.put_state("a", b"2")  # a known key is still fine
+        assert _payloads(s) == [b"1", b"1", b"2"]
+        s.close()
+    finally:
+        _rmtree(d)
