@@ -301,6 +301,9 @@ class Store:
                     self._lens[key] = end - pos
         finally:
             r.close()
+        for key in list(self._latest):
+            if self._acked_seq(self._latest[key]):
+                self._forget(key)
         if self._next_seq <= self._ack_low:
             self._next_seq = self._ack_low + 1
         self._recount()
@@ -339,6 +342,12 @@ class Store:
         if self._acked_seq(seq):
             return False
         return kind == TELEMETRY or self._latest.get(key) == seq
+
+    def _forget(self, key):
+        # The key's newest value was delivered: it no longer counts against max_keys, and
+        # every older record of it is dead (no newest seq matches them).
+        self._latest.pop(key, None)
+        self._lens.pop(key, None)
 
     def _advance(self):
         """Move ack_low to the first live entry; delete segments wholly before it."""
@@ -403,11 +412,15 @@ class Store:
         self.written_bytes += len(rec)
 
     def _reclaim(self):
-        """Delete every non-tail segment with nothing live in it; True if one went."""
+        """Delete the oldest segments while nothing live is left in them; True if one went.
+
+        Only a prefix: a dead segment after a live one stays until it is the oldest, so a
+        state key's newer (acknowledged) record is never deleted while an older record of
+        the same key survives, which would bring the older value back after a reboot."""
         freed = False
         for seg in list(self._segments):
             if seg == self._tail_seg and self._tail is not None:
-                continue
+                break
             r = _Reader(self, seg, 0)
             r.segs = [seg]
             live = False
@@ -421,9 +434,10 @@ class Store:
                         break
             finally:
                 r.close()
-            if not live:
-                self._delete_segment(seg)
-                freed = True
+            if live:
+                break
+            self._delete_segment(seg)
+            freed = True
         return freed
 
     def _oldest_has_telemetry(self):
@@ -589,6 +603,7 @@ class Store:
             self._depth -= 1
             if rec[4] == STATE:
                 self._state_bytes -= rec[2] - rec[1]
+                self._forget(rec[5])
         self._acked.append(seq)
         self._advance()
         self._commit_meta()
