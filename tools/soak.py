@@ -829,6 +829,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--interp", choices=("unix", "cpython"), default="unix")
     args = ap.parse_args(argv)
+    # Stopped from outside (a CI timeout, kill PID, Ctrl-C even when started in the
+    # background): unwind so the board, the broker and the proxy are stopped too.
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(2), "big")
     with tempfile.TemporaryDirectory(prefix="soak-") as d:
         report = soak(args.seconds, seed, Path(d), args.interp)
