@@ -51,7 +51,9 @@ async def loop(client):
         await asyncio.sleep(0.1)
         n += 1
         if n %% 10 == 0:
-            print("app: stall " + json.dumps({"longest": m.longest_ms, "by": m.by_phase}))
+            d = s.diagnostics()
+            d = {k: d[k] for k in ("queue_depth", "reconnects", "failures_by_stage", "state")}
+            print("app: stall " + json.dumps({"longest": m.longest_ms, "by": m.by_phase, "d": d}))
         try:
             with open(%(control)r) as f:
                 text = f.read().strip()
@@ -103,6 +105,15 @@ class Device:
         i = self.board.wait_line("app: stall ", timeout=5, start=len(self.board.lines))
         return json.loads(self.board.lines[i].split("app: stall ", 1)[1])
 
+    def wait_diag(self, pred, timeout=15):
+        """The first stall/diagnostics report (from now on) whose counters satisfy pred."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rep = self.stall()
+            if pred(rep["d"]):
+                return rep["d"]
+        raise AssertionError("no report matched; last: %s" % rep)
+
     def close(self):
         if self.board is not None:
             self.board.stop()
@@ -126,7 +137,8 @@ def test_a_value_changed_offline_reaches_the_cloud_after_the_reconnect(device):
     device.offline()
     device.set_level(6)
     device.set_level(7)  # replaces 6 in the queue: the cloud keeps last values
-    time.sleep(0.5)
+    d = device.wait_diag(lambda d: d["failures_by_stage"].get("tcp", 0) >= 1)
+    assert d["queue_depth"] == 1 and d["state"] != "ready", d  # 7 waits on "flash"
     t0 = time.monotonic()
     mark = len(b.lines)
     device.proxy.resume()
@@ -138,6 +150,8 @@ def test_a_value_changed_offline_reaches_the_cloud_after_the_reconnect(device):
         % (time.monotonic() - t0, stall)
     )
     assert stall is not None and stall["longest"] < 1000, stall
+    d = device.wait_diag(lambda d: d["state"] == "ready")
+    assert d["queue_depth"] == 0 and d["reconnects"] >= 1, d
 
 
 def test_a_value_queued_offline_survives_a_power_cut(device):
@@ -158,6 +172,7 @@ def test_a_value_queued_offline_survives_a_power_cut(device):
     b2.wait_line("attached to thing", timeout=10)
     # Restored locally too: the cloud's older last value (5) did not overwrite it.
     assert "app: write 5" not in b2.output()
+    assert "app: write 42" in b2.output()  # restored from the outbox before connecting
 
 
 def test_malformed_messages_from_the_emulator_cost_no_value(device):

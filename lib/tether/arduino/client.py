@@ -270,6 +270,7 @@ class ArduinoCloudClient:
 
     async def _begin(self):
         if self.outbox is not None:
+            self.session.store = self.outbox.store  # queue depth and drops in diagnostics
             self._restore()
         self._wake = asyncio.Event()
         if self._sched_task is None:
