@@ -12,7 +12,7 @@ def test_a_blocking_call_shows_up_as_a_stall_in_its_phase():
         m = StallMeter(period_ms=2).start()
         await asyncio.sleep(0.05)  # let the ticker run
         m.phase("blocking")
-        time.sleep(0.15)  # blocks the whole loop
+        time.sleep(0.3)  # blocks the whole loop
         await asyncio.sleep(0.05)
         m.phase("quiet")
         await asyncio.sleep(0.05)
@@ -20,9 +20,9 @@ def test_a_blocking_call_shows_up_as_a_stall_in_its_phase():
         return m
 
     m = run(main())
-    assert 140 <= m.longest_ms < 2000, m.longest_ms
-    assert m.by_phase["blocking"] >= 140, m.by_phase
-    assert m.by_phase["quiet"] < 140, m.by_phase
+    assert 290 <= m.longest_ms < 3000, m.longest_ms
+    assert m.by_phase["blocking"] >= 290, m.by_phase
+    assert m.by_phase["quiet"] < 290, m.by_phase
     assert m.ticks > 10
 
 
@@ -37,7 +37,7 @@ def test_an_idle_loop_has_no_long_stall():
     m = run(main())
     assert m.ticks >= 20, m.ticks
     # Generous: a loaded CI machine may deschedule us, but not for 100 ms every time.
-    assert m.longest_ms < 100, m.longest_ms
+    assert m.longest_ms < 250, m.longest_ms
 
 
 def test_reset_returns_the_longest_and_starts_over():
