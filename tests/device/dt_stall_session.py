@@ -335,8 +335,8 @@ def test_the_watchdog_is_fed_while_connected_and_starves_when_the_chain_hangs():
     from tether.hal.watchdog import Guard as WdtGuard
 
     resets = []
-    wdt = FakeWDT(80, on_reset=lambda: resets.append(ticks_ms()))
-    guard = WdtGuard(wdt, 80, 150)
+    wdt = FakeWDT(300, on_reset=lambda: resets.append(ticks_ms()))
+    guard = WdtGuard(wdt, 300, 600)
     hang = [False]
 
     async def wifi():
@@ -360,12 +360,12 @@ def test_the_watchdog_is_fed_while_connected_and_starves_when_the_chain_hangs():
     async def main():
         g = asyncio.create_task(guard.run())
         t = asyncio.create_task(s.run())
-        await asyncio.sleep(0.5)  # connected and healthy for > 3 stall windows
+        await asyncio.sleep(1.5)  # connected and healthy for > 2 stall windows
         assert resets == [] and s.state == READY, (resets, s.state)
         assert wdt.feeds > 5
         hang[0] = True
         conns[-1].close()  # the link drops; the next round hangs in wifi
-        assert await until(lambda: resets, 1000), "the watchdog was fed without progress"
+        assert await until(lambda: resets, 3000), "the watchdog was fed without progress"
         assert s.stage == "wifi"
         s.stop()
         t.cancel()
