@@ -477,3 +477,37 @@ def test_registry_round_trip_keeps_types_and_is_private(tmp_path):
         "s": "x",
         "t": True,
     }
+
+
+def test_a_subscribe_during_a_broadcast_does_not_lose_the_message(cloudsim, device):  # noqa: F811
+    # amqtt iterates its subscription map across awaits while broadcasting; the emulator
+    # swaps in a map whose items() is a snapshot. Reproduce the race deterministically: a
+    # new subscription lands while the broadcast awaits the topic check of the first of two
+    # matching filters; the subscriber of the second must still get the message.
+    dev, probe = device
+    exact = "/a/t/%s/e/i" % dev.thing_id
+    assert probe.subscribe(exact) == 1
+    amqtt_broker = cloudsim._broker._broker
+    # A second matching filter after the first (devices may not subscribe to wildcards, so
+    # it is put straight into the broker's map for the same session).
+    amqtt_broker._subscriptions["/a/t/%s/#" % dev.thing_id] = list(
+        amqtt_broker._subscriptions[exact]
+    )
+    real_check = amqtt_broker._topic_filtering
+    landed = []
+
+    async def check_then_subscribe(session, topic, action):
+        if not landed:
+            landed.append(True)
+            amqtt_broker._subscriptions["/late/filter"] = []  # what a concurrent SUBSCRIBE does
+        return await real_check(session, topic=topic, action=action)
+
+    amqtt_broker._topic_filtering = check_then_subscribe
+    try:
+        cloudsim.write(dev.thing_id, "led", True)
+        got = [probe.messages.get(timeout=5), probe.messages.get(timeout=5)]
+    finally:
+        amqtt_broker._topic_filtering = real_check
+    assert landed
+    assert [t for t, _ in got] == [exact, exact]  # one copy per matching filter
+    assert all(cbor2.loads(p) == [{0: "led", 4: True}] for _, p in got)

@@ -41,6 +41,13 @@ _UNACCEPTABLE_PROTOCOL = 1
 _NOT_AUTHORIZED = 5
 
 
+class SnapshotItemsDict(dict):
+    """A dict whose items() is a list taken at the call, safe to iterate across awaits."""
+
+    def items(self):
+        return list(super().items())
+
+
 class _Conn:
     """One TCP connection: its port kind, transport, and when it last sent a byte."""
 
@@ -219,6 +226,10 @@ class CloudBroker:
             "plugins": {"tools.cloudsim.broker.CloudPlugin": {"key": self._key}},
         }
         self._broker = Broker(config)
+        # amqtt 0.12 iterates its subscription map across awaits while broadcasting; a
+        # SUBSCRIBE landing meanwhile raised "dictionary changed size during iteration" and
+        # the message was lost for every subscriber. Iterating a snapshot fixes that.
+        self._broker._subscriptions = SnapshotItemsDict(self._broker._subscriptions)
         await self._broker.start()
         for kind, port in self.wanted_ports.items():
             server = await asyncio.start_server(
