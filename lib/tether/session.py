@@ -213,6 +213,7 @@ class Session:
         self._round_t0 = 0
         self._wake = None
         self._counted = False
+        self._round = None  # the task running run_once()
         self.address = None  # what the dns stage resolved
 
     # ---- configuration -------------------------------------------------------------
@@ -260,13 +261,25 @@ class Session:
             conn.close()
         if self._wake is not None:
             self._wake.set()
+        # A stage or connect() in progress may take its whole deadline: cut it short.
+        rnd = self._round
+        if rnd is not None and self.state in (STAGES, CONNECTING):
+            rnd.cancel()
 
     # ---- the loop ------------------------------------------------------------------
 
     async def run(self):
         self._stop = False
         while not self._stop:
-            await self.run_once()
+            self._round = asyncio.create_task(self.run_once())
+            try:
+                await self._round
+            except asyncio.CancelledError:
+                if not self._stop:
+                    self._round.cancel()
+                    raise  # run() itself was cancelled
+            finally:
+                self._round = None
             if self._stop:
                 break
             await self._backoff()
@@ -318,6 +331,9 @@ class Session:
             if stage == "tcp":
                 self.resolver.invalidate()  # the address may have moved
             self._fail(stage, exc)
+            return
+        if self._stop:  # stop() came while connecting: do not start serving
+            conn.close()
             return
         self.conn = conn
         self.connects += 1

@@ -372,3 +372,54 @@ def test_the_watchdog_is_fed_while_connected_and_starves_when_the_chain_hangs():
         g.cancel()
 
     run(main())
+
+
+def test_stop_during_a_slow_connect_ends_run_and_closes_that_connection():
+    made = []
+
+    async def connect():
+        await asyncio.sleep(0.1)
+        c = Conn()
+        made.append(c)
+        return c
+
+    async def serve(conn):
+        s.ready()
+        await asyncio.sleep(10)
+
+    s = fast(Session(connect, serve))
+
+    async def main():
+        t = asyncio.create_task(s.run())
+        await asyncio.sleep(0.03)  # inside connect()
+        s.stop()
+        assert await until(lambda: t.done(), 1000), s.state
+        # connect() was cancelled, or its connection closed at once: nothing serves.
+        assert all(not c.connected for c in made) and s.connects == 0, made
+
+    run(main())
+
+
+def test_stop_during_a_hung_stage_returns_at_once():
+    async def wifi():
+        await asyncio.sleep(10)
+
+    async def connect():
+        return Conn()
+
+    async def serve(conn):
+        await asyncio.sleep(10)
+
+    s = fast(Session(connect, serve))
+    s.add_stage("wifi", wifi, 20000)
+
+    async def main():
+        t = asyncio.create_task(s.run())
+        await asyncio.sleep(0.05)
+        assert s.stage == "wifi"
+        t0 = ticks_ms()
+        s.stop()
+        assert await until(lambda: t.done(), 1000)
+        assert ticks_diff(ticks_ms(), t0) < 500 and s.state == "stopped"
+
+    run(main())
