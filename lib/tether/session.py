@@ -208,6 +208,7 @@ class Session:
         self.last_ready_ms = None  # ms from the start of the round to ready()
         self.heap_min = None
         self._was_ready = False
+        self._answered = False
         self._stop = False
         self._backoff_ms = 0
         self._round_t0 = 0
@@ -249,10 +250,11 @@ class Session:
         self.state = SYNCING
         self.stage = "sync"
 
-    def progress(self, what=None):
-        """Something moved forward: feed the watchdog guard (if any)."""
+    def progress(self, what=None, quiet_ms=0):
+        """Something moved forward: feed the watchdog guard (if any); `quiet_ms` announces
+        a deliberate wait (backoff) that must not count as a hang."""
         if self.guard is not None:
-            self.guard.progress(what)
+            self.guard.progress(what, quiet_ms)
 
     def stop(self):
         self._stop = True
@@ -295,6 +297,7 @@ class Session:
     async def run_once(self):
         """One round: stages, connect, serve until the connection ends, teardown."""
         self._was_ready = False
+        self._answered = False  # set when the round ends in an error the network answered
         self.attempts += 1
         self._round_t0 = ticks_ms()
         self._note_heap()
@@ -311,6 +314,7 @@ class Session:
                 self._fail(name, OSError(110, "stage %s: no result in %d ms" % (name, timeout_ms)))
                 return
             except Exception as exc:
+                self._answered = True
                 self._fail(name, exc)
                 return
             self.progress(name)
@@ -327,6 +331,7 @@ class Session:
             self.resolver.invalidate()
             return
         except Exception as exc:
+            self._answered = True
             stage = connect_stage_of(exc)
             if stage == "tcp":
                 self.resolver.invalidate()  # the address may have moved
@@ -429,6 +434,11 @@ class Session:
     async def _backoff(self):
         wait = self.next_backoff_ms()
         self.state = BACKOFF
+        # A round that failed with an answer (refused, unreachable, bad TLS) is the chain
+        # working: the watchdog guard allows the planned wait on top of its stall limit. A
+        # round that ran into a deadline made no progress and announces nothing.
+        if self._answered:
+            self.progress("backoff", wait)
         _log.info("reconnecting in %d ms", wait)
         self._wake = asyncio.Event()
         try:

@@ -42,3 +42,21 @@ def test_guard_feeds_while_progress_then_lets_it_reset():
 
     run(go(), 5)
     assert g.stalled and resets == [1]
+
+
+def test_guard_allows_an_announced_quiet_window():
+    # A reconnect backoff announces its wait: no reset during it, a reset once it is over.
+    resets = []
+    w = FakeWDT(80, on_reset=lambda: resets.append(1))
+    g = Guard(w, 80, stall_ms=100)
+
+    async def go():
+        t = asyncio.create_task(g.run())
+        g.progress("backoff", 300)  # quiet for 300 ms, more than stall_ms
+        await asyncio.sleep(0.3)
+        assert not resets and not g.stalled
+        await asyncio.sleep(0.4)  # past the window and the stall limit: it fires
+        t.cancel()
+
+    run(go(), 5)
+    assert g.stalled and resets == [1]

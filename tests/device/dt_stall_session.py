@@ -28,8 +28,9 @@ class Guard:
     def __init__(self):
         self.seen = []
 
-    def progress(self, what=None):
+    def progress(self, what=None, quiet_ms=0):
         self.seen.append(what)
+        self.quiet_ms = quiet_ms
 
 
 async def until(pred, ms):
@@ -423,3 +424,29 @@ def test_stop_during_a_hung_stage_returns_at_once():
         assert ticks_diff(ticks_ms(), t0) < 500 and s.state == "stopped"
 
     run(main())
+
+
+def test_backoff_after_an_answered_failure_is_announced_to_the_watchdog():
+    # A refused connect is the chain working: the backoff wait that follows is announced as
+    # a quiet window; a round that ran into a deadline announces nothing (see above).
+    attempts = []
+
+    async def connect():
+        attempts.append(1)
+        raise OSError(111, "refused")
+
+    async def serve(conn):
+        await asyncio.sleep(10)
+
+    guard = Guard()
+    s = fast(Session(connect, serve, guard=guard))
+
+    async def main():
+        t = asyncio.create_task(s.run())
+        assert await until(lambda: len(attempts) >= 2, 2000)
+        s.stop()
+        await until(lambda: t.done(), 1000)
+
+    run(main())
+    assert guard.seen and guard.seen[0] == "backoff", guard.seen
+    assert guard.quiet_ms >= 1, guard.quiet_ms

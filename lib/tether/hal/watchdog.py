@@ -15,7 +15,7 @@ import asyncio
 import sys
 
 from tether import log
-from tether.compat import const, ticks_diff, ticks_ms
+from tether.compat import const, ticks_add, ticks_diff, ticks_ms
 
 _RP2_MAX_MS = const(8300)
 _log = log.getLogger("wdt")
@@ -64,8 +64,10 @@ class Guard:
         self._last = ticks_ms()
         self.stalled = False
 
-    def progress(self, what=None):
-        self._last = ticks_ms()
+    def progress(self, what=None, quiet_ms=0):
+        """Something moved forward. `quiet_ms`: a deliberate silence follows (a reconnect
+        backoff), so the next progress is due `quiet_ms` later than usual."""
+        self._last = ticks_add(ticks_ms(), quiet_ms)
         if self.stalled:
             _log.info("progress again (%s)", what)
             self.stalled = False
