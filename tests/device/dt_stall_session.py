@@ -327,7 +327,8 @@ def test_a_reconnect_storm_does_not_stall_the_loop():
 
     m = run(main())
     print("reconnect storm: %d attempts, longest stall %d ms" % (s.attempts, m.longest_ms))
-    assert s.attempts > 20 and s.failures_by_stage["tcp"] == s.attempts
+    # stop() may cut the last round short before its failure is counted.
+    assert s.attempts > 20 and s.attempts - 1 <= s.failures_by_stage["tcp"] <= s.attempts
     assert m.longest_ms < 250, m.longest_ms  # generous: measures, does not race the CI box
 
 
