@@ -10,10 +10,16 @@ PYTEST_ARGS ?=
 .PHONY: help venv test lint format demo bench clean
 
 help:
-	@echo "make test        run every test (CPython + MicroPython unix port)"
-	@echo "make demo        run the firmware on the unix port against the local cloud emulator"
-	@echo "make lint        ruff format --check + ruff check"
-	@echo "make bench       benchmarks (memory, latency, throughput, size)"
+	@echo "make demo                 the firmware on the unix port against the local cloud emulator"
+	@echo "make test                 every test (CPython + MicroPython unix port), after ruff"
+	@echo "make lint | format        ruff format --check + ruff check | fix them"
+	@echo "make bench                benchmarks: memory, latency, throughput, size (docs/performance.md)"
+	@echo "make soak                 random faults for SOAK_SECONDS (600); must lose 0 values"
+	@echo "make mpy BOARD=esp32      .mpy bundle for a board (esp32, portenta, nano_rp2040)"
+	@echo "make deploy BOARD=.. PORT=..   copy bundle, settings and app with mpremote"
+	@echo "make firmware BOARD=.. MPY_DIR=..  build an image with Tether frozen in"
+	@echo "make simboard | simboard-stop  the unix port behind a pty, driven like a board"
+	@echo "make venv | clean         create / remove the virtual environment"
 
 # The virtual environment is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
