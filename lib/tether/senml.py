@@ -106,40 +106,55 @@ def encode(records):
     return bytes(out)
 
 
-def decode(buf, resolve=False, max_items=4096):
+def decode(buf, resolve=False, max_items=4096, errors=None):
     """Decode a SenML-CBOR pack into a list of dicts with short string names.
 
     Raises CBORError for malformed CBOR and SenMLError when the CBOR is not an array of
     maps or a known label carries a value of the wrong type.
+
+    errors: None (the default) fails the whole pack on its first bad record. A list makes
+    the check per record: a record that is not a map, or has a wrongly typed or repeated
+    field, is left out and its SenMLError appended to the list; the other records are
+    returned. (Malformed CBOR, or a pack that is not an array, still raises.)
     """
     pack = cbor.loads(buf, max_items=max_items)
     if not isinstance(pack, list):
         raise SenMLError("SenML pack must be a CBOR array, got %s" % type(pack).__name__)
     records = []
     for raw in pack:
-        if not isinstance(raw, dict):
-            raise SenMLError("SenML record must be a CBOR map, got %s" % type(raw).__name__)
-        rec = {}
-        for label in raw:
-            # type() and not ==: True == 1 and 2.0 == 2 must not pass for labels.
-            if type(label) is int:
-                name = _NAME_OF.get(label)
-            elif type(label) is str and label in _LABEL_OF:
-                # Tolerate the JSON-style names some senders use for the same fields.
-                name = label
-            else:
-                name = None
-            if name is None:
-                continue  # unknown label: skipped (RFC 8428 4.4)
-            value = raw[label]
-            _check(name, value)
-            if name in rec:
-                raise SenMLError("SenML field %s given twice in one record" % name)
-            rec[name] = value
-        records.append(rec)
+        if errors is None:
+            records.append(_record(raw))
+            continue
+        try:
+            records.append(_record(raw))
+        except SenMLError as exc:
+            errors.append(exc)
     if resolve:
         return _resolve(records)
     return records
+
+
+def _record(raw):
+    if not isinstance(raw, dict):
+        raise SenMLError("SenML record must be a CBOR map, got %s" % type(raw).__name__)
+    rec = {}
+    for label in raw:
+        # type() and not ==: True == 1 and 2.0 == 2 must not pass for labels.
+        if type(label) is int:
+            name = _NAME_OF.get(label)
+        elif type(label) is str and label in _LABEL_OF:
+            # Tolerate the JSON-style names some senders use for the same fields.
+            name = label
+        else:
+            name = None
+        if name is None:
+            continue  # unknown label: skipped (RFC 8428 4.4)
+        value = raw[label]
+        _check(name, value)
+        if name in rec:
+            raise SenMLError("SenML field %s given twice in one record" % name)
+        rec[name] = value
+    return rec
 
 
 def _resolve(records):

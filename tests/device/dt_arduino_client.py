@@ -4,7 +4,7 @@ import asyncio
 
 from fake_mqtt import FakeCloud, until
 from harness import run
-from tether import log, senml
+from tether import cbor, log, senml
 from tether.arduino import (
     ArduinoCloudClient,
     Color,
@@ -670,3 +670,143 @@ def test_timezone_period_end_asks_for_last_values_again():
     run(body())
     assert len(cloud.sent("/shadow/o")) == 1
     assert client["tz_dst_until"] == now + 1000
+
+
+# -- robustness of register, packs and TLS -------------------------------------------------------
+
+
+def test_on_read_raising_at_register_is_counted_and_the_variable_registered():
+    client = ArduinoCloudClient(device_id=DEV, username=DEV, password="s3cret")
+    sink = Sink()
+    reads = [0]
+
+    def flaky(c):
+        reads[0] += 1
+        if reads[0] == 1:
+            raise OSError("sensor not ready")
+        return 21
+
+    log.basicConfig(stream=sink)
+    try:
+        obj = client.register("temp", value=None, on_read=flaky, interval=0.01)
+    finally:
+        log.basicConfig()
+    assert client.records["temp"] is obj and obj.value is None and not obj.dirty
+    assert client.counters["callback_errors"] == 1
+    assert "temp" in sink.text and "sensor not ready" in sink.text
+    client.scheduler.run_due(client)  # the next turn reads it
+    assert client["temp"] == 21 and obj.dirty and reads[0] == 2
+    # A working on_read still gives the first value at once.
+    client.register("ok", value=None, on_read=lambda c: 5)
+    assert client["ok"] == 5 and client.counters["callback_errors"] == 1
+
+
+def test_one_badly_typed_record_does_not_lose_the_rest_of_the_pack():
+    cloud = FakeCloud(THING)
+    client = make(cloud)
+    got = []
+    client.register("sw1", value=False, on_write=lambda c, v: got.append(v))
+    client.register("x", value=1.5, on_write=lambda c, v: got.append(v))
+    client.register("k", value=1, on_write=lambda c, v: got.append(v))
+
+    async def body():
+        task = await start(client)
+        # {0: "sw1", 4: true}, {0: "x", 2: "oops"}: the second is not SenML (v is text).
+        cloud.send(cloud.thing("e/i"), bytes.fromhex("82a2006373773104f5a200617802646f6f7073"))
+        await until(lambda: got)
+        # Refused by the decoder (x's v is text), by the variable (k is a number) and an
+        # array in place of a record; the write of x between them still applies.
+        pack = cbor.dumps([{0: "x", 2: "no"}, {0: "k", 4: True}, [1], {0: "x", 2: 2.5}])
+        cloud.send(cloud.thing("e/i"), pack)
+        await until(lambda: len(got) == 2)
+        await stop(client, task)
+
+    run(body())
+    assert got == [True, 2.5] and client["sw1"] is True and client["k"] == 1
+    assert client.counters["bad_messages"] == 2
+    assert client.counters["bad_records"] == 4
+    assert client.counters["writes"] == 2
+
+
+def test_last_values_update_with_a_bad_record_still_initialises_the_others():
+    cloud = FakeCloud(THING, legacy=False)
+    client = make(cloud)
+    client.register("a", value=None)
+    client.register("b", value=None)
+
+    async def body():
+        task = await start(client)
+        bad = cbor.dumps([{0: "a", 2: 7}, {0: "b", 2: b"raw"}])  # b's v is a byte string
+        cloud.send_command(0x010600, [bad])
+        await until(lambda: client["a"] is not None)
+        await stop(client, task)
+
+    run(body())
+    assert client["a"] == 7 and client["b"] is None
+    assert client.counters["bad_records"] == 1 and client.counters["bad_messages"] == 1
+
+
+class _RecordingContext:
+    """Stands in for a native SSLContext: it takes any attribute, like the Portenta's."""
+
+
+def _recording_client_context(calls):
+    def fake(cadata=None, cert=None, key=None, insecure=False):
+        ctx = _RecordingContext()
+        ctx.kw = {"cadata": cadata, "cert": cert, "key": key, "insecure": insecure}
+        calls.append(ctx)
+        if insecure:
+            outer = _RecordingContext()  # tlsctx's insecure wrapper holds the native one
+            outer._ctx = ctx
+            return outer
+        return ctx
+
+    return fake
+
+
+def _tls_with(ssl_params, **kw):
+    from tether import tlsctx
+
+    calls = []
+    real = tlsctx.client_context
+    tlsctx.client_context = _recording_client_context(calls)
+    try:
+        client = ArduinoCloudClient(device_id=DEV, ssl_params=ssl_params, **kw)
+        returned = client._tls_context()
+    finally:
+        tlsctx.client_context = real
+    assert len(calls) == 1, calls
+    return client, returned, calls[0]
+
+
+def test_se05x_sign_callback_from_the_firmware_reaches_the_tls_context():
+    # What firmware/tether_firmware.py passes for an SE05x key: DER bytes of the
+    # certificate, the SE05x reference key as bytes, and the signing hook.
+    def hook(digest):
+        return b"sig"
+
+    cert = b"\x30\x03cer"
+    key = b"\x30\x03key"
+    params = {"certfile": cert, "keyfile": key, "ecdsa_sign_callback": hook}
+    client, ctx, native = _tls_with(params)
+    assert client.port == 8885  # certificate authentication
+    assert ctx is native and native.ecdsa_sign_callback is hook
+    assert native.kw["cert"] is cert and native.kw["key"] is key
+    assert native.kw["cadata"] and not native.kw["insecure"]
+    # Insecure (a test broker): the hook still lands on the native context.
+    params["insecure"] = True
+    client, ctx, native = _tls_with(params)
+    assert ctx._ctx is native and native.ecdsa_sign_callback is hook
+    assert native.kw["insecure"]
+
+
+def test_key_and_certificate_given_as_bytes_are_used_as_they_are():
+    cert = b"\x30\x03cer"
+    key = b"\x30\x03key"
+    ca = b"\x30\x02ca"
+    client, ctx, native = _tls_with({"certfile": cert, "keyfile": key, "cadata": ca})
+    assert ctx is native and not hasattr(native, "ecdsa_sign_callback")
+    assert native.kw == {"cadata": ca, "cert": cert, "key": key, "insecure": False}
+    # Password authentication: no client certificate at all.
+    client, ctx, native = _tls_with({"cadata": ca}, username=DEV, password="pw")
+    assert native.kw == {"cadata": ca, "cert": None, "key": None, "insecure": False}

@@ -291,6 +291,52 @@ def test_schedule_unknown_type_or_zero_delta_is_never_active():
     assert not schedule_active(_START, 0, 600, 1 << 26, _START)  # fixed delta of 0
 
 
+_WED_NOON = 1736942400  # Wednesday 2025-01-15 12:00:00 UTC
+
+
+def _on_fake_clock(unix_s, fn):
+    # An esp32/stm32-like RTC: time.time() counts from 2000, set to unix_s.
+    from tether.hal import clock
+    from tether.hal.fakes import FakeClock
+
+    clock.set_clock(FakeClock(2000, unix_s))
+    try:
+        return fn()
+    finally:
+        clock.set_clock(None)
+
+
+def test_schedule_runs_on_the_hal_clock_of_a_2000_epoch_port():
+    from tether.arduino.records import unix_time
+
+    client = ArduinoCloudClient(device_id="d", username="d", password="p")
+    wednesdays = (2 << 26) | (1 << 3)  # weekly, Wednesday only (Sunday is bit 0)
+    frm = _WED_NOON - 7 * 86400 - 1800  # from the Wednesday before, 11:30 for an hour
+
+    def at(now):
+        weekly = Schedule("w", frm=frm, to=0, len=3600, msk=wednesdays)
+        once = Schedule("o", frm=now - 10, to=now + 10, len=60, msk=0)
+
+        def turn():
+            t = unix_time()
+            weekly.run(client)
+            once.run(client)
+            return t, weekly.active, once.active
+
+        return _on_fake_clock(now, turn)
+
+    t, weekly_on, once_on = at(_WED_NOON)
+    assert _WED_NOON <= t <= _WED_NOON + 2, t
+    assert weekly_on and once_on
+    t, weekly_on, once_on = at(_WED_NOON + 86400)  # Thursday noon
+    assert not weekly_on and once_on
+    t, weekly_on, once_on = at(_WED_NOON + 3600)  # Wednesday 13:00, after the hour
+    assert not weekly_on and once_on
+    client.tz_offset = -3600  # local time is UTC-1: 13:00 UTC is 12:00 local, inside
+    t, weekly_on, once_on = at(_WED_NOON + 3600)
+    assert weekly_on and not once_on  # the one-shot window was set in UTC
+
+
 # -- the scheduler ------------------------------------------------------------------------------
 
 

@@ -251,3 +251,33 @@ def test_value_of():
 
 def test_module_exports():
     assert senml.SenMLError is SenMLError and senml.CBORError is CBORError
+
+
+def test_errors_list_skips_bad_records_and_keeps_the_others():
+    data = cbor.dumps([{0: "sw1", 4: True}, {0: "x", 2: "oops"}, 7, {0: "t", 2: 1}])
+    raises(SenMLError, decode, data)  # the default: the whole pack fails
+    errors = []
+    assert decode(data, errors=errors) == [{"n": "sw1", "vb": True}, {"n": "t", "v": 1}]
+    assert len(errors) == 2 and all(isinstance(e, SenMLError) for e in errors)
+    assert "v" in str(errors[0]) and "map" in str(errors[1])
+    twice = h("82 a2 00 61 61 61 6e 61 62 a1 00 61 63")  # {0: "a", "n": "b"}, {0: "c"}
+    errors = []
+    assert decode(twice, errors=errors) == [{"n": "c"}] and len(errors) == 1
+    # Every wrongly typed field of the strict test is one skipped record here.
+    errors = []
+    assert decode(cbor.dumps([{2: "1"}, {4: 1}, {-1: -1}, {0: "ok"}]), errors=errors) == [
+        {"n": "ok"}
+    ]
+    assert len(errors) == 3
+    # A good pack leaves the list empty; resolve still applies base fields.
+    errors = []
+    data = cbor.dumps([{-2: "d:", 0: "a", 2: 1}, {0: "b", 3: 2.5}])
+    assert decode(data, resolve=True, errors=errors) == [{"n": "d:a", "v": 1}]
+    assert len(errors) == 1
+
+
+def test_errors_list_does_not_hide_malformed_cbor_or_a_non_array():
+    for text in ("a1 00 61 61", "01"):
+        raises(SenMLError, decode, h(text), errors=[])
+    raises(CBORError, decode, h(SWITCH)[:-1], errors=[])
+    raises(CBORError, decode, b"\x81" * 10000, errors=[])

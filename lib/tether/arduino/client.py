@@ -128,6 +128,7 @@ class ArduinoCloudClient:
             "pushes": 0,  # packs acknowledged by the cloud
             "callback_errors": 0,  # on_read/on_write/on_run/on_active that raised
             "bad_messages": 0,  # cloud messages refused (malformed or not fitting)
+            "bad_records": 0,  # records refused inside packs whose other records applied
             "reconnects": 0,  # connections after the first
             "unknown_records": 0,  # records naming no registered variable
             "rejected_thing_ids": 0,  # thing ids that are not UUIDs
@@ -167,9 +168,15 @@ class ArduinoCloudClient:
         """register("name", value=None, on_read=..., on_write=..., on_run=..., interval=1.0)
         or register(obj) for a composite type or a Task. Returns the object."""
         if isinstance(aiotobj, str):
-            if kwargs.get("value") is None and kwargs.get("on_read") is not None:
-                kwargs["value"] = kwargs["on_read"](self)
             aiotobj = CloudObject(aiotobj, **kwargs)
+            if aiotobj.value is None and aiotobj.on_read is not None:
+                # A first reading now, so the value can go out with the first push. A
+                # sensor that fails here is handled like at any later turn: counted and
+                # logged, the variable registered anyway; the scheduler reads it again.
+                try:
+                    aiotobj.value = aiotobj.on_read(self)
+                except Exception as exc:
+                    self._callback_failed(aiotobj, exc)
         elif not isinstance(aiotobj, CloudObject):
             raise TypeError("register() takes a name or a cloud object")
         old = self.records.get(aiotobj.name)
@@ -311,7 +318,7 @@ class ArduinoCloudClient:
         # they initialise only variables the app left unset; _push delivers them first.
         for e in self.outbox.leftovers():
             try:
-                self._apply(protocol.decode_pack(e.payload), "outbox", True)
+                self._apply_pack(e.payload, "outbox", True)
             except Exception as exc:
                 self._bad("outbox", exc)
 
@@ -372,11 +379,23 @@ class ArduinoCloudClient:
             got = creds.load_credentials({"key": key, "cert": cert})
             got["cadata"] = cadata
             return creds.make_context(got, insecure)
+        # Paths are read here; bytes (DER) are used as they are. The firmware passes an
+        # SE05x key this way: a reference key plus ecdsa_sign_callback, which must reach
+        # the native context or the handshake would sign with the reference, not the chip.
         if isinstance(cert, str):
             cert = _read(cert)
         if isinstance(key, str):
             key = _read(key)
-        return tlsctx.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
+        hook = p.get("ecdsa_sign_callback")
+        if hook is None:
+            return tlsctx.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
+        from tether import creds
+
+        got = {"cadata": cadata, "ecdsa_sign_callback": hook}
+        if cert is not None or key is not None:
+            got["cert"] = cert
+            got["key"] = key
+        return creds.make_context(got, insecure)
 
     async def _connect(self):
         factory = self.mqtt_factory
@@ -574,10 +593,10 @@ class ArduinoCloudClient:
         thing = self.thing_id
         if thing is not None and topic.startswith("/a/t/"):
             if topic == protocol.thing_topic(thing, "e/i"):
-                self._apply(protocol.decode_pack(payload), topic, False)
+                self._apply_pack(payload, topic, False)
                 return
             if topic == protocol.thing_topic(thing, "shadow/i"):
-                self._apply(protocol.decode_pack(payload), topic, True)
+                self._apply_pack(payload, topic, True)
                 return
         dev = self.device_id
         if topic == protocol.device_topic(dev, "c/dw"):
@@ -616,7 +635,7 @@ class ArduinoCloudClient:
             self._detached = True
             self._offered = None
         elif tag == protocol.LAST_VALUES_UPDATE:
-            self._apply(protocol.decode_pack(arg), topic, True)
+            self._apply_pack(arg, topic, True)
         elif tag == protocol.TIMEZONE_DOWN:
             self.tz_offset, self.tz_dst_until = arg
             _log.info("timezone offset %d s until %d", arg[0], arg[1])
@@ -640,16 +659,24 @@ class ArduinoCloudClient:
         if not found:
             raise protocol.ProtocolError("device message without a thing_id record")
 
-    def _apply(self, records, topic, last_values):
+    def _apply_pack(self, payload, topic, last_values):
+        # Record by record: a record of the wrong shape is left out and counted by _apply,
+        # the rest of its pack still applies. Malformed CBOR still refuses the whole pack.
+        errors = []
+        records = protocol.decode_pack(payload, errors)
+        first_error = str(errors[0]) if errors else None
+        self._apply(records, topic, last_values, len(errors), first_error)
+
+    def _apply(self, records, topic, last_values, bad=0, first_error=None):
         """Apply a SenML pack from the cloud: writes (e/i) or last values (initial only).
 
         Records that fit are applied even when others in the same pack do not; the pack
-        then counts as one bad message. on_write runs once per variable, after the pack.
+        then counts as one bad message and each refused record as a bad record (`bad` of
+        them were already refused by the decoder). on_write runs once per variable, after
+        the pack.
         """
         touched = []
-        bad = 0
         unknown = 0
-        first_error = None
         for rec in records:
             name = rec.get("n")
             value = _value(rec)
@@ -693,6 +720,7 @@ class ArduinoCloudClient:
             _log.warning("%d record(s) on %s name no registered variable", unknown, topic)
         if bad:
             self.counters["bad_messages"] += 1
+            self.counters["bad_records"] += bad
             _log.warning("bad message on %s: %d record(s) refused: %s", topic, bad, first_error)
         if last_values:
             self.counters["last_values"] += 1

@@ -110,9 +110,13 @@ def values(records):
 # -- cloud -> device ----------------------------------------------------------------------
 
 
-def decode_pack(payload):
-    """SenML records (list of dicts) of a cloud message; CBORError when malformed."""
-    return senml.decode(payload, max_items=_MAX_ITEMS)
+def decode_pack(payload, errors=None):
+    """SenML records (list of dicts) of a cloud message; CBORError when malformed.
+
+    errors: a list to check record by record (senml.decode): records that do not fit are
+    left out and their SenMLError appended, so one bad record cannot hide the others.
+    """
+    return senml.decode(payload, max_items=_MAX_ITEMS, errors=errors)
 
 
 def decode_command(payload):

@@ -12,9 +12,7 @@ together because the cloud has no partial-object update:
     Location("home", lat=1.5, lon=2.0)  ->  [{0: "home:lat", 2: 1.5}, {0: "home:lon", 2: 2.0}]
 """
 
-import time
-
-from tether.compat import MICROPYTHON, const
+from tether.compat import const
 
 # Kinds of value a variable can hold; the cloud and the user may not change a kind.
 _BOOL = "b"
@@ -23,13 +21,22 @@ _INT = "i"  # composite fields that hold integers (Schedule, Television)
 _FLOAT = "f"  # composite fields that hold floats (Location, Color, ...)
 _STR = "s"
 
-# Seconds between 1970 and the port's epoch (2000 on some MicroPython ports).
-_EPOCH_OFFSET = 946684800 if MICROPYTHON and time.gmtime(0)[0] == 2000 else 0
-
 
 def unix_time():
-    """Seconds since 1970 on every port."""
-    return int(time.time()) + _EPOCH_OFFSET
+    """Seconds since 1970 on every port: tether.hal.clock's, so the client, the firmware
+    and a test's FakeClock share one clock and one epoch. Imported on first use, so a
+    client without time-based variables does not load it."""
+    from tether.hal import clock
+
+    return clock.unix_time()
+
+
+def utc_fields(unix_s):
+    """time.gmtime() fields of Unix seconds, whatever the port's epoch."""
+    from tether.hal import clock
+
+    c = clock.get_clock()
+    return c.gmtime(int(unix_s) - c.offset)
 
 
 def kind_of(value):
@@ -331,7 +338,7 @@ def schedule_active(frm, to, length, msk, now):
     if kind == _FIXED_DELTA:
         delta = _UNIT_S[(msk >> 30) & 3] * (msk & 0x03FFFFFF)
     elif _WEEKLY <= kind <= _YEARLY:
-        tm = time.gmtime(now - _EPOCH_OFFSET)  # (year, month 1-12, mday, h, m, s, wday Mon=0)
+        tm = utc_fields(now)  # (year, month 1-12, mday, h, m, s, wday Mon=0)
         if kind == _WEEKLY and not (msk >> ((tm[6] + 1) % 7)) & 1:
             return False
         if kind >= _MONTHLY and tm[2] != msk & 0xFF:
