@@ -1,4 +1,4 @@
-"""Tether firmware: settings -> watchdog -> WiFi -> clock -> credentials -> cloud + app.
+"""Tether firmware: settings + credentials -> watchdog -> WiFi -> clock -> cloud + app.
 
 main.py calls `main()`; the work is here so a board runs it precompiled (.mpy or frozen)
 instead of compiling a big main.py into RAM at every boot. On the unix port:
@@ -218,6 +218,8 @@ class Firmware:
         self.guard = None
         self.station = None
         self.client = None
+        self.outbox = None
+        self._diag_topic = None
         self.app = None
         self.connected_ms = None
         self._fake = settings.get("fake") or {}
@@ -226,7 +228,9 @@ class Firmware:
         if self.guard is not None:
             self.guard.progress(what)
 
-    # watchdog: armed before anything that can hang
+    # watchdog: armed after every check that can refuse the configuration (a machine.WDT
+    # cannot be stopped: armed before a fatal error it would reset the board into the same
+    # error again and again) and before anything that can hang
     def arm_watchdog(self):
         from tether.hal.watchdog import Guard, make_wdt
 
@@ -235,18 +239,46 @@ class Firmware:
             return
         ms = min(ms, self.board.get("watchdog_max_ms", ms))
         stall_ms = self.settings.get("stall_s", 600) * 1000
-        self.guard = Guard(make_wdt(ms, _watchdog_reset), ms, stall_ms)
+        wdt = make_wdt(ms, _watchdog_reset)
+        self.guard = Guard(wdt, ms, stall_ms)  # paced on what the hardware really holds
+        t = self.guard.timeout_ms
+        _log.info("watchdog armed: %d ms, fed every %d ms", t, t // 4)
         asyncio.create_task(self.guard.run())
+
+    def prepare(self):
+        """Every check that can refuse the configuration and cannot hang, so a fatal error
+        stops the firmware before the watchdog is armed: the WiFi settings, the credential
+        files (or SE05x objects), the cloud profile's settings, the store."""
+        if self._wifi_kind() != "none":
+            self._wifi_secrets()
+        creds_kw = self.credentials()
+        self.client = PROFILES[self.settings.get("cloud", "arduino")](self.settings, creds_kw)
+        self.outbox = self.open_store()
+        if self.outbox is not None:
+            self.client.outbox = self.outbox
+        self.setup_diagnostics()
+
+    def _wifi_kind(self):
+        from tether.hal import network
+
+        wcfg = self.settings.get("wifi") or {}
+        kind = wcfg.get("driver") or self.board.get("wifi") or "auto"
+        if kind == "auto":
+            kind = network.default_kind()
+        if kind != "none" and kind not in network.KINDS:
+            raise SettingsError(
+                "wifi.driver %r unknown (one of: none, auto, %s)"
+                % (kind, ", ".join(network.KINDS))
+            )
+        return kind
 
     def make_station(self):
         from tether.hal import network
 
         wcfg = self.settings.get("wifi") or {}
-        kind = wcfg.get("driver") or self.board.get("wifi") or "auto"
+        kind = self._wifi_kind()
         if kind == "none":
             return None
-        if kind == "auto":
-            kind = network.default_kind()
         net = None
         if kind == "fake":
             from tether.hal.fakes import FakeNetwork, FakeRadio
@@ -323,6 +355,66 @@ class Firmware:
 
             se = se05x.SecureElement(fake_se05x.from_settings(self._fake["se05x"]))
         return creds.load_credentials(self.settings, se)
+
+    # store-and-forward: on by default, so a value changed offline survives a reboot
+    def open_store(self):
+        cfg = self.settings.get("store", True)
+        if cfg is None or cfg is False:
+            return None
+        if cfg is True:
+            cfg = {}
+        if not isinstance(cfg, dict):
+            raise SettingsError("store must be an object, true or false")
+        seg = cfg.get("segment_bytes", 2048)
+        total = cfg.get("max_bytes", 16384)
+        if not isinstance(seg, int) or not isinstance(total, int) or seg < 256:
+            raise SettingsError("store.segment_bytes (>= 256) and max_bytes must be integers")
+        if total // seg < 3:
+            raise SettingsError("store.max_bytes must hold 3 segments of %d bytes" % seg)
+        path = _join(self.settings.get("_dir", ""), cfg.get("dir", "store"))
+        from tether.store import StateOutbox, Store
+
+        try:
+            store = Store(path, seg_bytes=seg, max_segments=total // seg)
+        except OSError as exc:
+            # A full or read-only file system: better online without the store than not at all.
+            _log.warning(
+                "store %s unusable (%r): values changed offline will not survive a reboot",
+                path,
+                exc,
+            )
+            return None
+        _log.info("store %s: %d value(s) waiting from an earlier boot", path, store.depth)
+        return StateOutbox(store)
+
+    # diagnostics: off by default; logged, and published only where a topic is given
+    def setup_diagnostics(self):
+        cfg = self.settings.get("diagnostics")
+        if not cfg:
+            return
+        if cfg is True:
+            cfg = {}
+        if not isinstance(cfg, dict):
+            raise SettingsError("diagnostics must be an object, true or false")
+        interval = cfg.get("interval_s", 60)
+        if not isinstance(interval, (int, float)) or interval <= 0:
+            raise SettingsError("diagnostics.interval_s must be a positive number")
+        topic = cfg.get("topic")
+        if topic:
+            self._diag_topic = topic.replace("{device_id}", self.settings["device_id"])
+        session = self.client.session
+        session.diag_interval_ms = int(interval * 1000)
+        session.on_diagnostics = self.diagnostics
+
+    async def diagnostics(self, session, d):
+        """The session's on_diagnostics: one log line, plus a QoS 0 publish on the
+        configured topic (never the cloud's own topics: their payloads mean values)."""
+        d["uptime_s"] = ticks_diff(ticks_ms(), T0) // 1000
+        text = json.dumps(d)
+        _log.info("diagnostics %s", text)
+        mqtt = getattr(self.client, "mqtt", None)
+        if self._diag_topic and mqtt is not None:
+            await mqtt.publish(self._diag_topic, text, 0)
 
     def start_app(self):
         name = self.settings.get("app", "app")
@@ -408,13 +500,12 @@ class Firmware:
             await asyncio.sleep(0.2)
 
     async def run(self, run_s=None):
+        self.prepare()  # a refused configuration stops here, with the watchdog not armed
         self.arm_watchdog()
         self.station = self.make_station()
         if self.station is not None:
             await self.wifi_up()
         await self.time_up()
-        creds_kw = self.credentials()
-        self.client = PROFILES[self.settings.get("cloud", "arduino")](self.settings, creds_kw)
         session = self.client.session
         session.guard = self.guard  # stages, connects and a live connection are progress
         if self.station is not None:
@@ -424,6 +515,9 @@ class Firmware:
             session.stages.insert(0, ("wifi", self.wifi_stage, timeout + 1000))
             asyncio.create_task(watch_link(self.station, self.link_lost))
         self.start_app()
+        if self.outbox is not None and self.client.outbox is not self.outbox:
+            self.outbox.store.close()  # the app brought its own
+            self.outbox = None
         asyncio.create_task(self.monitor())
         if run_s:
             asyncio.create_task(self._stop_after(run_s))

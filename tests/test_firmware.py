@@ -255,6 +255,8 @@ def test_pem_key_stops_with_the_conversion_command(tmp_path):
     assert cmd in fw.output, fw.output
     body = key_pem.splitlines()[1]
     assert body not in fw.output  # the key itself is never printed
+    # Refused before the watchdog is armed: a board would not reset into the same error.
+    assert "watchdog armed" not in fw.output, fw.output
 
 
 def test_se05x_key_without_the_tls_hook_is_a_clear_error(tmp_path):
@@ -272,6 +274,16 @@ def test_se05x_key_without_the_tls_hook_is_a_clear_error(tmp_path):
     rc, fw = run_firmware(settings)
     assert rc == 2
     assert "ecdsa_sign_callback" in fw.output and "Portenta H7" in fw.output, fw.output
+    assert "watchdog armed" not in fw.output, fw.output
+
+
+def test_missing_wifi_ssid_stops_before_the_watchdog_is_armed(tmp_path):
+    # A machine.WDT cannot be stopped: armed before this error, the board would reset into
+    # it every watchdog_ms instead of staying usable over USB.
+    path = write_settings(tmp_path, port=1, server="127.0.0.1", secrets={"secret_key": SECRET})
+    rc, fw = run_firmware(path)
+    assert rc == 2 and "wifi_ssid missing" in fw.output, fw.output
+    assert "watchdog armed" not in fw.output and "joining" not in fw.output, fw.output
 
 
 def test_secrets_py_of_the_original_client_is_accepted(cloudsim, tmp_path):  # noqa: F811
@@ -371,6 +383,7 @@ def test_a_failing_cloud_is_retried_without_a_reset(tmp_path):
     rc, fw = run_firmware(path, run_s=4, timeout=30)
     assert rc == 0, fw.output
     assert "tcp failed" in fw.output and "watchdog reset" not in fw.output
+    assert "watchdog armed: 500 ms, fed every 125 ms" in fw.output
 
 
 def test_runs_for_tether_run_s_then_exits_cleanly(cloudsim, tmp_path):  # noqa: F811
@@ -441,3 +454,73 @@ def test_certificate_read_from_the_secure_element_authenticates(cloudsim, tmp_pa
         fw.stop()
     connected = [e for e in cloudsim.events(DEVICE) if e["kind"] == "connected"]
     assert connected and "certificate" in connected[0]["text"]
+
+
+LEVEL_APP = """
+import asyncio
+
+
+def setup(client):
+    client.register("level", value=None, on_write=lambda c, v: print("app: write", v))
+    print("app: ready")
+
+
+async def loop(client):
+    seen = None
+    while True:
+        await asyncio.sleep(0.05)
+        try:
+            with open(%r) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text and text != seen:
+            seen = text
+            client["level"] = int(text)
+            print("app: level", text)
+"""
+
+
+def test_a_value_changed_offline_survives_a_restart_with_the_default_store(cloudsim, tmp_path):  # noqa: F811
+    # No store code in the app: the settings' default store keeps the value on "flash".
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    control = tmp_path / "level"
+    (tmp_path / "levelapp.py").write_text(LEVEL_APP % str(control))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    offline = write_settings(tmp_path, cloudsim, app="levelapp", port=dead_port)
+    fw = Firmware(offline)
+    try:
+        fw.wait_for(r"app: ready", 20)
+        fw.wait_for(r"tcp failed", 20)  # offline: the cloud cannot be reached
+        control.write_text("42")
+        fw.wait_for(r"app: level 42", 10)
+        fw.proc.kill()  # power cut: only the store survives
+        fw.proc.wait(5)
+    finally:
+        fw.stop()
+    control.unlink()  # the next boot must not set the value itself
+    online = write_settings(tmp_path, cloudsim, app="levelapp")
+    fw = Firmware(online)
+    try:
+        fw.wait_for(r"1 value\(s\) waiting from an earlier boot", 20)
+        assert cloudsim.wait_for_value(THING, "level", 42, timeout=30) == 42
+        fw.wait_for(r"app: write 42", 10)  # restored locally too
+    finally:
+        fw.stop()
+
+
+def test_diagnostics_are_logged_when_enabled(cloudsim, tmp_path):  # noqa: F811
+    cloudsim.add_device(DEVICE, secret=SECRET, thing_id=THING)
+    fw = Firmware(write_settings(tmp_path, cloudsim, diagnostics={"interval_s": 1}))
+    try:
+        i = fw.wait_for(r"diagnostics \{", 30)
+        j = fw.wait_for(r"diagnostics \{", 5, i + 1)  # every interval_s
+    finally:
+        fw.stop()
+    for k in (i, j):
+        d = json.loads(fw.lines[k][1].split("diagnostics ", 1)[1])
+        assert d["state"] == "ready" and d["connects"] == 1 and d["queue_depth"] == 0, d
+    assert "uptime_s" in d and "heap_free" in d
+    assert SECRET not in fw.output

@@ -136,3 +136,123 @@ def test_status_led_follows_the_cloud_connection(monkeypatch):
         set_led(False)
         assert [int(v) for v in pin.values] == [off, on, off]
     assert fw.Firmware({"device_id": "d"}, {}).make_led() is None
+
+
+# -- a fatal configuration error never arms the watchdog ----------------------------------
+
+
+def _armed():
+    from tether.hal.watchdog import FakeWDT
+
+    return FakeWDT.armed
+
+
+@pytest.mark.parametrize(
+    "settings, secrets, error",
+    [
+        ({}, {"secret_key": "k"}, "wifi_ssid missing"),
+        ({"wifi": {"driver": "radio9"}}, {"wifi_ssid": "n", "secret_key": "k"}, "radio9"),
+        ({}, {"wifi_ssid": "n"}, "secret_key missing"),
+        ({"store": {"max_bytes": 100}}, {"wifi_ssid": "n", "secret_key": "k"}, "store"),
+        ({"diagnostics": {"interval_s": 0}}, {"wifi_ssid": "n", "secret_key": "k"}, "interval"),
+    ],
+)
+def test_settings_refused_before_the_watchdog_is_armed(tmp_path, settings, secrets, error):
+    import asyncio
+
+    base = {"device_id": "d", "watchdog_ms": 200, "wifi": {"driver": "fake"}}
+    s = fw.load_settings(_write(tmp_path, dict(base, **settings), secrets))
+    f = fw.Firmware(s, {})
+    before = _armed()
+    with pytest.raises(fw.SettingsError, match=error):
+        asyncio.run(f.run())
+    assert f.guard is None and _armed() == before  # a board would not reset into it again
+
+
+def test_missing_credential_file_refused_before_the_watchdog_is_armed(tmp_path):
+    import asyncio
+
+    from tether.creds import CredentialError
+
+    settings = {"device_id": "d", "watchdog_ms": 200, "credentials": {"ca": "nope.der"}}
+    s = fw.load_settings(_write(tmp_path, settings, {"wifi_ssid": "n", "secret_key": "k"}))
+    f = fw.Firmware(s, {})
+    before = _armed()
+    with pytest.raises(CredentialError):
+        asyncio.run(f.run())
+    assert f.guard is None and _armed() == before
+
+
+# -- store and diagnostics from the settings alone ------------------------------------------
+
+
+def _prepared(tmp_path, **extra):
+    settings = dict({"device_id": "dev-1", "wifi": {"driver": "none"}}, **extra)
+    f = fw.Firmware(fw.load_settings(_write(tmp_path, settings, {"secret_key": "k"})), {})
+    f.prepare()
+    return f
+
+
+def test_the_store_is_on_by_default_next_to_the_settings(tmp_path):
+    f = _prepared(tmp_path)
+    assert f.client.outbox is f.outbox and f.outbox is not None
+    st = f.outbox.store
+    assert st.path == str(tmp_path / "store") and (tmp_path / "store").is_dir()
+    assert st.seg_bytes == 2048 and st.max_segments == 8  # max_bytes 16384 by default
+    st.close()
+
+
+def test_the_store_follows_its_settings_or_is_off(tmp_path):
+    f = _prepared(tmp_path, store={"dir": "q", "max_bytes": 4096, "segment_bytes": 1024})
+    st = f.outbox.store
+    assert st.path == str(tmp_path / "q") and st.max_segments == 4
+    st.close()
+    for off in (False, None):
+        f = _prepared(tmp_path, store=off)
+        assert f.outbox is None and f.client.outbox is None
+
+
+def test_an_unusable_store_directory_is_a_warning_not_a_stop(tmp_path):
+    (tmp_path / "store").write_text("a file where the directory should be")
+    f = _prepared(tmp_path)
+    assert f.outbox is None and f.client.outbox is None
+
+
+def test_diagnostics_are_off_by_default(tmp_path):
+    assert _prepared(tmp_path).client.session.on_diagnostics is None
+
+
+def test_diagnostics_logged_and_published_on_the_configured_topic(tmp_path, capsys):
+    import asyncio
+
+    f = _prepared(tmp_path, diagnostics={"interval_s": 5, "topic": "diag/{device_id}"})
+    session = f.client.session
+    assert session.on_diagnostics == f.diagnostics and session.diag_interval_ms == 5000
+    sent = []
+
+    class _Mqtt:
+        async def publish(self, topic, payload, qos=0):
+            sent.append((topic, payload, qos))
+
+    f.client.mqtt = _Mqtt()
+    asyncio.run(f.diagnostics(session, {"state": "ready", "queue_depth": 2}))
+    assert len(sent) == 1 and sent[0][0] == "diag/dev-1" and sent[0][2] == 0
+    d = json.loads(sent[0][1])
+    assert d["state"] == "ready" and d["queue_depth"] == 2 and "uptime_s" in d
+    assert "diagnostics {" in capsys.readouterr().out
+
+
+def test_diagnostics_without_a_topic_are_only_logged(tmp_path):
+    import asyncio
+
+    f = _prepared(tmp_path, diagnostics=True)
+    assert f.client.session.diag_interval_ms == 60000
+    sent = []
+
+    class _Mqtt:
+        async def publish(self, topic, payload, qos=0):
+            sent.append(topic)
+
+    f.client.mqtt = _Mqtt()
+    asyncio.run(f.diagnostics(f.client.session, {"state": "ready"}))
+    assert sent == []

@@ -60,3 +60,56 @@ def test_guard_allows_an_announced_quiet_window():
 
     run(go(), 5)
     assert g.stalled and resets == [1]
+
+
+class _BoardWDT:
+    """Stands in for machine.WDT: records the timeout the 'hardware' was started with."""
+
+    started = []
+
+    def __init__(self, timeout):
+        _BoardWDT.started.append(timeout)
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
+
+
+def test_make_wdt_on_rp2_knows_the_capped_timeout():
+    _BoardWDT.started = []
+    w = make_wdt(30000, wdt_class=_BoardWDT, platform="rp2")
+    assert _BoardWDT.started == [8300] and w.timeout_ms == 8300
+    w.feed()
+    assert w.wdt.feeds == 1
+    w = make_wdt(30000, wdt_class=_BoardWDT, platform="esp32")
+    assert _BoardWDT.started == [8300, 30000] and w.timeout_ms == 30000
+
+
+def test_guard_paces_on_the_timeout_the_hardware_got():
+    # The settings ask 30 s, the hardware holds 8.3 s: feeding every 7.5 s would leave
+    # 0.8 s; the guard must feed every 8300 // 4 ms.
+    w = make_wdt(30000, wdt_class=_BoardWDT, platform="rp2")
+    assert Guard(w, 30000, stall_ms=600000).timeout_ms == 8300
+    assert Guard(w, 4000, stall_ms=600000).timeout_ms == 4000  # asking less still counts
+
+
+def test_guard_feeds_a_capped_fake_in_time():
+    # Scaled down: a watchdog that really holds 80 ms, a guard told 1000 ms. Paced on
+    # 1000 ms it would feed every 250 ms and the watchdog would fire.
+    resets = []
+    w = FakeWDT(80, on_reset=lambda: resets.append(1))
+    g = Guard(w, 1000, stall_ms=10000)
+
+    async def go():
+        t = asyncio.create_task(g.run())
+        await asyncio.sleep(0.4)
+        t.cancel()
+
+    run(go(), 5)
+    assert not resets and w.feeds >= 10, (resets, w.feeds)
+
+
+def test_fake_wdt_counts_that_it_was_armed():
+    before = FakeWDT.armed
+    make_wdt(1000)
+    assert FakeWDT.armed == before + 1
