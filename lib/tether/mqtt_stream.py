@@ -54,6 +54,25 @@ def set_nodelay(writer):
         return False
 
 
+class _CopyingWriter:
+    """CPython: hand the transport a copy of every buffer.
+
+    The client reuses its send buffers (`_tx`, the 4-byte ack) for the next packet as soon
+    as write() returns. CPython >= 3.12 queues the caller's buffer without copying when the
+    socket is backed up (zero-copy writes), so the queued tail would be overwritten; a copy
+    costs nothing that matters on a gateway. MicroPython's Stream copies into out_buf itself.
+    """
+
+    def __init__(self, writer):
+        self._writer = writer
+
+    def write(self, buf):
+        self._writer.write(bytes(buf))
+
+    def __getattr__(self, name):  # drain, close, wait_closed, get_extra_info, transport...
+        return getattr(self._writer, name)
+
+
 class Transport:
     """A reader/writer pair from open_connection() with the few calls the client needs.
 
@@ -62,7 +81,7 @@ class Transport:
 
     def __init__(self, reader, writer):
         self._r = reader
-        self._w = writer
+        self._w = writer if MICROPYTHON else _CopyingWriter(writer)
         self._has_readinto = hasattr(reader, "readinto")
 
     async def readinto(self, mv):
