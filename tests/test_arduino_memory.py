@@ -192,3 +192,39 @@ def test_compiled_size_of_the_arduino_modules(tmp_path):
     print("\n.mpy sizes (xtensawin): %s; total %d bytes" % (sizes, total))
     assert sizes["roots.py"] > 4600  # the six DER certificates are in it
     assert total < 48 * 1024, total
+
+
+CLOCK_SCRIPT = """
+import gc, sys
+from tether.arduino import ArduinoCloudClient, Schedule
+
+client = ArduinoCloudClient("d", "d", "pw")
+client.register(Schedule("s", frm=1, to=2, len=1, msk=0))
+print("LOADED_BEFORE", "tether.hal.clock" in sys.modules)
+gc.collect()
+before = gc.mem_alloc()
+client.scheduler.run_due(client)  # the Schedule's first turn asks the time
+gc.collect()
+print("LOADED_AFTER", "tether.hal.clock" in sys.modules, gc.mem_alloc() - before)
+"""
+
+
+def test_hal_clock_is_loaded_only_when_a_variable_needs_the_time(tmp_path):
+    # records.unix_time() is tether.hal.clock's (one epoch for the firmware and the
+    # client), imported on first use: a client without Schedules or timezone periods
+    # never pays for the module.
+    script = tmp_path / "clock_cost.py"
+    script.write_text(CLOCK_SCRIPT)
+    out = subprocess.run(
+        micropython_cmd(script),
+        env=micropython_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "LOADED_BEFORE False" in out.stdout, out.stdout
+    m = re.search(r"LOADED_AFTER True (-?\d+)", out.stdout)
+    assert m, out.stdout
+    print("\ntether.hal.clock loaded on the first Schedule turn: %s bytes of heap" % m.group(1))
+    assert int(m.group(1)) < 8 * 1024
