@@ -128,7 +128,7 @@ class ArduinoCloudClient:
             "pushes": 0,  # packs acknowledged by the cloud
             "callback_errors": 0,  # on_read/on_write/on_run/on_active that raised
             "bad_messages": 0,  # cloud messages refused (malformed or not fitting)
-            "bad_records": 0,  # records refused inside packs whose other records applied
+            "bad_records": 0,  # records refused one by one (the rest of their pack applied)
             "reconnects": 0,  # connections after the first
             "unknown_records": 0,  # records naming no registered variable
             "rejected_thing_ids": 0,  # thing ids that are not UUIDs
