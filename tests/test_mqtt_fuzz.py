@@ -22,7 +22,8 @@ from tether.mqtt import MQTTClient  # noqa: E402
 
 messages = st.lists(
     st.tuples(
-        st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t),
+        # Topic names a broker may send: no NUL, no wildcard (MQTT 3.1.1 §1.5.3, §4.7).
+        st.text(min_size=1, max_size=40).filter(lambda t: not set(t) & {"\x00", "#", "+"}),
         st.binary(max_size=400),
         st.sampled_from([0, 1, 2]),
     ),

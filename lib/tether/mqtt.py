@@ -41,6 +41,7 @@ from tether.mqtt_packet import (
     put_publish_header,
     remaining_length,
     subscribe_packet,
+    topic_name_error,
     unsubscribe_packet,
 )
 from tether.mqtt_stream import Transport, move_down, set_nodelay, sleep_ms, wait_for_ms
@@ -678,10 +679,10 @@ class MQTTClient:
             p += 2
         if p > off + rl:
             raise _Malformed("topic length %d beyond the packet" % tlen)
-        try:
-            topic = str(self._mv[off + 2 : off + 2 + tlen], "utf-8")
-        except UnicodeError:
-            raise _Malformed("topic is not UTF-8")
+        bad = topic_name_error(buf, off + 2, off + 2 + tlen)
+        if bad is not None:
+            raise _Malformed(bad)
+        topic = str(self._mv[off + 2 : off + 2 + tlen], "utf-8")
         pid = (buf[p - 2] << 8) | buf[p - 1] if qos else 0
         if qos == 2:
             if pid in self._rx_qos2:

@@ -218,3 +218,49 @@ def put_publish_header(buf, topic, payload_len, qos, retain, dup, pid):
         buf[off + 1] = pid & 0xFF
         off += 2
     return off
+
+
+def topic_name_error(buf, start, end):
+    """Why buf[start:end] is not a topic name a broker may send, or None when it is one.
+
+    MQTT 3.1.1 §1.5.3 and §4.7: well-formed UTF-8 without U+0000, at least one character,
+    no wildcard. Checked byte by byte because MicroPython's str(b, "utf-8") accepts overlong
+    forms, UTF-16 surrogates and code points past U+10FFFF that CPython refuses.
+    """
+    if start >= end:
+        return "empty topic"
+    i = start
+    while i < end:
+        c = buf[i]
+        if c < 0x80:
+            if c == 0 or c == 0x23 or c == 0x2B:  # NUL, '#', '+'
+                return "NUL or wildcard in topic"
+            i += 1
+            continue
+        # (continuation bytes, range of the first one) per RFC 3629 §4
+        lo, hi = 0x80, 0xBF
+        if 0xC2 <= c <= 0xDF:
+            n = 1
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+            if c == 0xE0:
+                lo = 0xA0  # overlong
+            elif c == 0xED:
+                hi = 0x9F  # surrogates
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+            if c == 0xF0:
+                lo = 0x90  # overlong
+            elif c == 0xF4:
+                hi = 0x8F  # past U+10FFFF
+        else:
+            return "topic is not UTF-8"
+        if i + n >= end:  # the sequence runs past the topic
+            return "topic is not UTF-8"
+        if not lo <= buf[i + 1] <= hi:
+            return "topic is not UTF-8"
+        for k in range(i + 2, i + n + 1):
+            if not 0x80 <= buf[k] <= 0xBF:
+                return "topic is not UTF-8"
+        i += n + 1
+    return None

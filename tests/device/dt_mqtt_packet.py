@@ -94,3 +94,38 @@ def test_publish_header_with_a_two_byte_length():
     buf = bytearray(210)
     n = mp.put_publish_header(buf, topic, 1, 0, False, False, 0)
     assert bytes(buf[:5]) == H("30cb0100c8") and n == 205
+
+
+def _topic_error(raw):
+    from tether.mqtt_packet import topic_name_error
+
+    return topic_name_error(raw, 0, len(raw))
+
+
+def test_topic_names_a_broker_may_send_are_accepted():
+    for raw in (
+        b"a",
+        b"/a/t/64f27365-ba1a-4b9c-9c7d-236bb559755f/e/i",
+        "caf\u00e9/\u20ac/\U0001f600".encode(),
+    ):
+        assert _topic_error(raw) is None, raw
+
+
+def test_invalid_topic_names_are_refused_on_both_interpreters():
+    # MicroPython's str(b, "utf-8") lets the overlong, surrogate and > U+10FFFF forms through.
+    bad = (
+        b"",  # empty
+        b"a\x00b",  # NUL
+        b"a/#",  # wildcards are for filters only
+        b"a/+/b",
+        b"\xc0\x80",  # overlong NUL
+        b"\xe0\x80\xaf",  # overlong '/'
+        b"\xed\xa0\x80",  # UTF-16 surrogate
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"\xf8\x88\x80\x80\x80",  # 5-byte form
+        b"\x80",  # lone continuation
+        b"ab\xe2\x82",  # truncated sequence
+        b"\xe2\x28\xa1",  # bad continuation
+    )
+    for raw in bad:
+        assert _topic_error(raw) is not None, raw
