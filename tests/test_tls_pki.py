@@ -96,3 +96,28 @@ def test_cli_writes_the_files_and_lists_them(tmp_path):
     assert "device_cert_der" in out and (tmp_path / "device_0.crt.der").exists()
     c = x509.load_der_x509_certificate((tmp_path / "device_0.crt.der").read_bytes())
     assert c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "cli-dev"
+
+
+def test_cpython_loads_the_device_key_without_writing_it_to_a_file(pki, monkeypatch):
+    # CPython's ssl reads keys only from a path: on Linux that path is an anonymous memfd,
+    # so a kill between write and unlink can never leave the private key on a disk.
+    import tempfile
+
+    from tether import tlsctx
+
+    def no_temp_file(*args, **kwargs):
+        raise AssertionError("the private key must not go through a temp file")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_temp_file)
+    with open(pki["ca_cert_der"], "rb") as f:
+        ca = f.read()
+    with open(pki["device_cert_der"], "rb") as f:
+        crt = f.read()
+    with open(pki["device_key_der"], "rb") as f:
+        k = f.read()
+    ctx = tlsctx.client_context(cadata=ca, cert=crt, key=k)
+    assert ctx.verify_mode == __import__("ssl").CERT_REQUIRED
+    with open(pki["device_key_mismatch_der"], "rb") as f:
+        wrong = f.read()
+    with pytest.raises(tlsctx.CredentialError, match="does not match"):
+        tlsctx.client_context(cadata=ca, cert=crt, key=wrong)

@@ -388,23 +388,31 @@ def _cpython_context(cas, cert, key, insecure):
 
 
 def load_cert_chain_bytes(ctx, cert_pem, key_pem):
-    """CPython's ssl loads keys only from files: write one private temp file, load, delete."""
+    """CPython's ssl loads keys only from files. On Linux the file is an anonymous memfd
+    (never on a disk, gone with the process even if it is killed); elsewhere a private
+    temp file (mode 0600) that is deleted at once."""
     import os
     import ssl
-    import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="tether-", suffix=".pem")  # mode 0600
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None and os.path.isdir("/proc/self/fd"):
+        fd = memfd("tether-key", getattr(os, "MFD_CLOEXEC", 0))
+        path = None
+    else:
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="tether-", suffix=".pem")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(key_pem)
-            f.write(cert_pem)
-        ctx.load_cert_chain(path)
+        os.write(fd, (key_pem + cert_pem).encode())
+        ctx.load_cert_chain(path or "/proc/self/fd/%d" % fd)
     except ssl.SSLError as exc:
         if "KEY_VALUES_MISMATCH" in str(exc):
             raise CredentialError("key does not match the certificate (wrong key file?)")
         raise CredentialError("certificate/key rejected by OpenSSL: %s" % exc.reason)
     finally:
-        os.unlink(path)
+        os.close(fd)
+        if path is not None:
+            os.unlink(path)
 
 
 _insecure_cls = None
