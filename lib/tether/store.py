@@ -101,7 +101,8 @@ class _Reader:
 
     next() returns (seg, pos, end, seq, kind, key, payload) or None at the end. Records
     that fail their CRC are skipped when their length is plausible; a segment whose next
-    header is unreadable ends there (a torn tail). Always close() it (files are handles).
+    header is unreadable ends there (a torn tail). Always close() it (files are handles):
+    `with _Reader(store) as r: for rec in r: ...` does.
     """
 
     def __init__(self, store, seg=0, pos=0):
@@ -116,6 +117,21 @@ class _Reader:
         if self.f is not None:
             self.f.close()
             self.f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        rec = self.next()
+        if rec is None:
+            raise StopIteration
+        return rec
 
     def _open_next(self):
         while self.segs:
@@ -286,21 +302,14 @@ class Store:
         self._latest = {}  # state key -> seq of its newest record
         self._lens = {}  # state key -> length of that record
         last_end = {}
-        r = _Reader(self)
-        try:
-            while True:
-                rec = r.next()
-                if rec is None:
-                    break
-                seg, pos, end, seq, kind, key, _ = rec
+        with _Reader(self) as r:
+            for seg, pos, end, seq, kind, key, _ in r:
                 last_end[seg] = end
                 if seq >= self._next_seq:
                     self._next_seq = seq + 1
                 if kind == STATE:
                     self._latest[key] = seq
                     self._lens[key] = end - pos
-        finally:
-            r.close()
         for key in list(self._latest):
             if self._acked_seq(self._latest[key]):
                 self._forget(key)
@@ -319,19 +328,12 @@ class Store:
         """Depth and live state bytes from disk (at open and after compaction)."""
         self._depth = 0
         self._state_bytes = 0
-        r = _Reader(self)
-        try:
-            while True:
-                rec = r.next()
-                if rec is None:
-                    break
-                _, pos, end, seq, kind, key, _ = rec
+        with _Reader(self) as r:
+            for _, pos, end, seq, kind, key, _ in r:
                 if self._live(seq, kind, key):
                     self._depth += 1
                     if kind == STATE:
                         self._state_bytes += end - pos
-        finally:
-            r.close()
 
     # ---- liveness ------------------------------------------------------------------
 
@@ -351,19 +353,12 @@ class Store:
 
     def _advance(self):
         """Move ack_low to the first live entry; delete segments wholly before it."""
-        r = _Reader(self, *self._cursor())
         first = None
-        try:
-            while True:
-                rec = r.next()
-                if rec is None:
-                    break
-                seg, pos, _, seq, kind, key, _ = rec
+        with _Reader(self, *self._cursor()) as r:
+            for seg, pos, _, seq, kind, key, _ in r:
                 if self._live(seq, kind, key):
                     first = (seg, pos, seq)
                     break
-        finally:
-            r.close()
         if first is None:
             self._ack_low = self._next_seq
             keep = self._tail_seg if self._tail is not None else None
@@ -421,19 +416,13 @@ class Store:
         for seg in list(self._segments):
             if seg == self._tail_seg and self._tail is not None:
                 break
-            r = _Reader(self, seg, 0)
-            r.segs = [seg]
             live = False
-            try:
-                while True:
-                    rec = r.next()
-                    if rec is None:
-                        break
+            with _Reader(self, seg, 0) as r:
+                r.segs = [seg]
+                for rec in r:
                     if self._live(rec[3], rec[4], rec[5]):
                         live = True
                         break
-            finally:
-                r.close()
             if live:
                 break
             self._delete_segment(seg)
@@ -442,30 +431,20 @@ class Store:
 
     def _oldest_has_telemetry(self):
         seg = self._segments[0]
-        r = _Reader(self, seg, 0)
-        r.segs = [seg]
-        try:
-            while True:
-                rec = r.next()
-                if rec is None:
-                    return False
+        with _Reader(self, seg, 0) as r:
+            r.segs = [seg]
+            for rec in r:
                 if rec[4] == TELEMETRY and self._live(rec[3], rec[4], rec[5]):
                     return True
-        finally:
-            r.close()
+        return False
 
     def _compact_oldest(self):
         """Copy the oldest segment's live state to the tail, drop its telemetry, delete it."""
         seg = self._segments[0]
         moved = []
-        r = _Reader(self, seg, 0)
-        r.segs = [seg]
-        try:
-            while True:
-                rec = r.next()
-                if rec is None:
-                    break
-                _, _, _, seq, kind, key, payload = rec
+        with _Reader(self, seg, 0) as r:
+            r.segs = [seg]
+            for _, _, _, seq, kind, key, payload in r:
                 if not self._live(seq, kind, key):
                     continue
                 if kind == TELEMETRY:
@@ -473,8 +452,6 @@ class Store:
                     self._depth -= 1
                 else:
                     moved.append((key, bytes(payload)))
-        finally:
-            r.close()
         # The copies are written (and flushed) before the original goes: a power cut in
         # between leaves both, and the newer copy wins at recovery.
         for key, payload in moved:
