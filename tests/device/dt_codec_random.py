@@ -7,28 +7,9 @@ own keeps the run identical on CPython and MicroPython, so a failure reproduces 
 
 import struct
 
+from harness import Rng
 from tether import cbor, senml
 from tether.cbor import CBORError, Simple, Tag
-
-
-class Rng:
-    # xorshift32: tiny, deterministic, the same on both interpreters.
-    def __init__(self, seed):
-        self.s = seed or 1
-
-    def next(self):
-        s = self.s
-        s ^= (s << 13) & 0xFFFFFFFF
-        s ^= s >> 17
-        s ^= (s << 5) & 0xFFFFFFFF
-        self.s = s
-        return s
-
-    def below(self, n):
-        return self.next() % n
-
-    def bytes(self, n):
-        return bytes(self.next() & 0xFF for _ in range(n))
 
 
 def same(a, b):

@@ -4,19 +4,11 @@ import asyncio
 
 from harness import run
 from scripted_broker import ScriptedBroker, connack, pingresp, publish
+from scripted_broker import connected_client as connected
 from tether.compat import ticks_diff, ticks_ms
 from tether.mqtt import MQTTClient, MQTTError
 
 PINGREQ = b"\xc0\x00"
-
-
-async def connected(broker, **kw):
-    c = MQTTClient("c1", "broker.test", open_connection=broker.open_connection, **kw)
-    task = asyncio.create_task(c.connect())
-    await broker.recv_packet()
-    broker.send(connack())
-    await task
-    return c
 
 
 def test_pingreq_after_half_keepalive_of_idle():

@@ -5,25 +5,16 @@ import asyncio
 from harness import run
 from scripted_broker import (
     ScriptedBroker,
-    connack,
     puback,
     pubcomp,
     publish,
     pubrec,
     pubrel,
 )
-from tether.mqtt import MQTTClient, MQTTError
+from scripted_broker import connected_client as connected
+from tether.mqtt import MQTTError
 
 H = bytes.fromhex
-
-
-async def connected(broker, **kw):
-    c = MQTTClient("c1", "broker.test", open_connection=broker.open_connection, **kw)
-    task = asyncio.create_task(c.connect())
-    await broker.recv_packet()
-    broker.send(connack())
-    await task
-    return c
 
 
 async def fails(task, words):

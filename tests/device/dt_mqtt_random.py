@@ -20,7 +20,7 @@ play byte-identical cases, so a failure seen on one interpreter reproduces on th
 import asyncio
 import gc
 
-from harness import run
+from harness import Rng, run
 from scripted_broker import (
     ScriptedBroker,
     connack,
@@ -50,29 +50,6 @@ HAVE_MEM_FREE = hasattr(gc, "mem_free")
 # only: no wildcards, not empty (4.7.3), so no test here pins the client's leniency.
 BAD_UTF8 = (b"\xff", b"\xfe", b"\x80", b"a\xbfb", b"\xc3", b"x\xe2\x82")
 TOPICS = ("t", "a/b", "cmd/x", "\u00fc/\u20ac", "x" * 20, "$sys")
-
-
-class Rng:
-    # xorshift32: deterministic and the same on both interpreters.
-    def __init__(self, seed):
-        self.s = seed or 1
-
-    def next(self):
-        s = self.s
-        s ^= (s << 13) & 0xFFFFFFFF
-        s ^= s >> 17
-        s ^= (s << 5) & 0xFFFFFFFF
-        self.s = s
-        return s
-
-    def below(self, n):
-        return self.next() % n
-
-    def bytes(self, n):
-        return bytes(self.next() & 0xFF for _ in range(n))
-
-    def pick(self, seq):
-        return seq[self.below(len(seq))]
 
 
 # ---- a model of the packets a broker may legally send ---------------------------------

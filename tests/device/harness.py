@@ -24,3 +24,28 @@ def raises(exc_type, fn, *args, **kwargs):
     except exc_type as exc:
         return exc
     raise AssertionError("%s did not raise %s" % (getattr(fn, "__name__", fn), exc_type.__name__))
+
+
+class Rng:
+    """xorshift32: deterministic and the same on both interpreters (their `random` differ),
+    so a case that fails on one replays on the other."""
+
+    def __init__(self, seed):
+        self.s = seed or 1
+
+    def next(self):
+        s = self.s
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        self.s = s
+        return s
+
+    def below(self, n):
+        return self.next() % n
+
+    def bytes(self, n):
+        return bytes(self.next() & 0xFF for _ in range(n))
+
+    def pick(self, seq):
+        return seq[self.below(len(seq))]

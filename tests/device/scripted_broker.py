@@ -254,3 +254,15 @@ class ScriptedBroker:
                 await self.expect_closed(timeout_ms)
             else:
                 raise ValueError("unknown step %r" % (kind,))
+
+
+async def connected_client(broker, client_id="c1", host="broker.test", **kw):
+    """A tether.mqtt.MQTTClient connected to `broker` (CONNECT read, CONNACK 0 sent)."""
+    from tether.mqtt import MQTTClient
+
+    c = MQTTClient(client_id, host, open_connection=broker.open_connection, **kw)
+    task = asyncio.create_task(c.connect())
+    await broker.recv_packet()
+    broker.send(connack())
+    await task
+    return c
