@@ -56,6 +56,26 @@ STOPPED = "stopped"
 
 _STAGE_TIMEOUT_MS = const(30000)
 _DNS_TTL_MS = const(3600000)
+_CANCEL_ROUNDS = const(100)
+
+
+async def _cancel_and_wait(task):
+    """Cancel task and wait until it has really ended; False if it would not end.
+
+    MicroPython's wait_for() takes a cancel that lands just as its inner awaitable finishes
+    for its own wake-up and returns normally: the cancel is lost and the task runs on. So
+    cancel again until it is done (bounded: each round gives it one scheduling turn)."""
+    for _ in range(_CANCEL_ROUNDS):
+        if task.done():
+            try:
+                await task
+            except BaseException:  # CancelledError is a BaseException on CPython
+                pass
+            return True
+        task.cancel()
+        await asyncio.sleep(0.001)
+    _log.error("a connection task ignored %d cancels", _CANCEL_ROUNDS)
+    return False
 
 
 def _name_of(fn):
@@ -353,14 +373,9 @@ class Session:
         try:
             await conn.wait_closed()
         finally:
+            conn.close()  # first: a serve loop that outlives its cancel then fails fast
             for t in (task, mon):
-                t.cancel()
-            for t in (task, mon):
-                try:
-                    await t
-                except BaseException:  # CancelledError is a BaseException on CPython
-                    pass
-            conn.close()
+                await _cancel_and_wait(t)
             self.conn = None
         if self._was_ready:
             self.connection_lost += 1

@@ -451,3 +451,28 @@ def test_backoff_after_an_answered_failure_is_announced_to_the_watchdog():
     run(main())
     assert guard.seen and guard.seen[0] == "backoff", guard.seen
     assert guard.quiet_ms >= 1, guard.quiet_ms
+
+
+def test_a_serve_task_that_swallows_a_cancel_is_cancelled_again():
+    # MicroPython's wait_for() can lose a cancel that lands as its inner awaitable finishes;
+    # the session must still end the connection's tasks instead of waiting on them forever.
+    from tether.session import _cancel_and_wait
+
+    swallowed = []
+
+    async def stubborn():
+        for _ in range(2):
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                swallowed.append(1)  # what the lost cancel looks like from outside
+
+    async def main():
+        t = asyncio.create_task(stubborn())
+        await asyncio.sleep(0.01)
+        t0 = ticks_ms()
+        assert await _cancel_and_wait(t)
+        return ticks_diff(ticks_ms(), t0)
+
+    ms = run(main(), 5)
+    assert len(swallowed) == 2 and ms < 1000, (swallowed, ms)
