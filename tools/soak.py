@@ -300,7 +300,28 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Mosquitto:
+class _Child:
+    """A child process we started (`self.proc`): stopped by PID, never left behind."""
+
+    proc = None
+
+    def kill(self):
+        """SIGKILL: the process vanishes without a word (a crash, a power cut)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class Mosquitto(_Child):
     """A plain-TCP mosquitto on a free loopback port, stopped (or killed) by PID."""
 
     def __init__(self, workdir):
@@ -340,21 +361,6 @@ class Mosquitto:
                     time.sleep(0.05)
             self.stop()
         raise RuntimeError("mosquitto did not start")
-
-    def kill(self):
-        """SIGKILL: the broker vanishes without a word (no DISCONNECT, no FIN from MQTT)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def _exists(p):
@@ -418,7 +424,7 @@ class Collector:
             return list(self.values)
 
 
-class BoardProcess:
+class BoardProcess(_Child):
     """The board on the MicroPython unix port (or CPython with interp="cpython").
 
     The unix port's GC heap is capped at `heapsize` (256 KB: the source of tools/soak.py and
@@ -536,20 +542,10 @@ class BoardProcess:
         self.stop()
         return self.end or self.status
 
-    def kill(self):
-        """SIGKILL: a power cut. The store on disk is all that survives."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+    # kill() is a power cut: the store on disk is all that survives.
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait(5)
+        super().stop()
         if getattr(self, "_reader", None) is not None:
             self._reader.join(5)
 
