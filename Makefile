@@ -7,22 +7,32 @@ STAMP := $(VENV)/.stamp
 BOARD ?= esp32
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format demo bench clean
+.PHONY: help venv deps test lint format demo bench clean
 
 help:
 	@echo "make demo                 the firmware on the unix port against the local cloud emulator"
 	@echo "make test                 every test (CPython + MicroPython unix port), after ruff"
 	@echo "make lint | format        ruff format --check + ruff check | fix them"
 	@echo "make bench                benchmarks: memory, latency, throughput, size (docs/performance.md)"
+	@echo "make bench-clouds         per cloud: heap, RSS, start-up, rates, against the official SDKs"
 	@echo "make soak                 random faults for SOAK_SECONDS (600); must lose 0 values"
-	@echo "make mpy BOARD=esp32      .mpy bundle for a board (esp32, portenta, nano_rp2040)"
-	@echo "make deploy BOARD=.. PORT=..   copy bundle, settings and app with mpremote"
-	@echo "make firmware BOARD=.. MPY_DIR=..  build an image with Tether frozen in"
+	@echo "make mpy BOARD=esp32 [CLOUDS=a,b]   .mpy bundle for a board (esp32, portenta, nano_rp2040)"
+	@echo "make deploy BOARD=.. PORT=..   copy bundle (the settings' cloud), settings and app with mpremote"
+	@echo "make firmware BOARD=.. MPY_DIR=.. [CLOUDS=a,b]  an image with Tether frozen in (BOARD=unix too)"
 	@echo "make simboard | simboard-stop  the unix port behind a pty, driven like a board"
 	@echo "make venv | clean         create / remove the virtual environment"
 
+# Debian packages a target needs, installed when missing (apt-get as root, else `sudo -n`,
+# else it stops with the command to run); one dpkg-query when all are there. `make test`
+# and `make demo` set the profile; every other target only needs what .venv needs.
+DEPS_PROFILE ?= venv
+test: DEPS_PROFILE = test
+demo: DEPS_PROFILE = demo
+deps:
+	@$(PYTHON) tools/ensure_deps.py $(DEPS_PROFILE)
+
 # The virtual environment is rebuilt when pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -31,17 +41,17 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff format --check lib tests tools firmware boards bench examples manifest.py
-	$(BIN)/ruff check lib tests tools firmware boards bench examples manifest.py
+	$(BIN)/ruff format --check lib tests tools firmware boards bench examples manifests manifest.py
+	$(BIN)/ruff check lib tests tools firmware boards bench examples manifests manifest.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check lib tests tools firmware boards bench examples manifest.py
-	$(BIN)/ruff check lib tests tools firmware boards bench examples manifest.py
+	$(BIN)/ruff format --check lib tests tools firmware boards bench examples manifests manifest.py
+	$(BIN)/ruff check lib tests tools firmware boards bench examples manifests manifest.py
 
 format: $(STAMP)
-	$(BIN)/ruff format lib tests tools firmware boards bench examples manifest.py
-	$(BIN)/ruff check --fix lib tests tools firmware boards bench examples manifest.py
+	$(BIN)/ruff format lib tests tools firmware boards bench examples manifests manifest.py
+	$(BIN)/ruff check --fix lib tests tools firmware boards bench examples manifests manifest.py
 
 # The local cloud emulator + the firmware on the unix port (docs/emulator.md). The emulator
 # creates the test PKI (tools/pki.py) under var/demo/pki on first run.
@@ -56,9 +66,26 @@ clean:
 # Memory, latency, throughput, start-up, size and loop stalls on the unix port against the
 # local emulator; prints one table and writes bench/results.json. Never fails on speed.
 # BENCH_ARGS: e.g. --runs 3, --quick (seconds, for a try), --no-massif, --markdown.
+# Then the flash each component adds per board (bench/flash.py; with MPY_DIR=<MicroPython
+# checkout> and arm-none-eabi-gcc also frozen into a real 32-bit qemu image).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.flash $(if $(MPY_DIR),--mpy-dir $(MPY_DIR))
+	$(if $(MPY_DIR),MPY_DIR=$(MPY_DIR) $(BIN)/python -m bench.qemu --mpy-dir $(MPY_DIR))
+	$(if $(MPY_DIR),MPY_DIR=$(MPY_DIR) $(BIN)/python -m pytest -q tests/qemu_heap_check.py)
+
+# Per cloud, against its emulator (and the official SDK where there is one): smallest heap
+# on the unix port, RSS, start-up, messages/s, round trips. Minutes each; one table each.
+.PHONY: bench-clouds
+bench-clouds: $(STAMP)
+	$(BIN)/python -m bench.core_memory
+	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.azure_memory
+	$(BIN)/python -m bench.azure_vs_sdk
+	$(BIN)/python -m bench.akenza
+	$(BIN)/python -m bench.sap
+	$(BIN)/python -m bench.astarte
 
 # --- firmware: .mpy bundles, deploy, frozen images, simulated board -----------------------
 # BOARD is case-insensitive with short forms (esp32, portenta, nano, nano_rp2040); the one

@@ -1,211 +1,59 @@
 """Tether firmware: settings + credentials -> watchdog -> WiFi -> clock -> cloud + app.
 
 main.py calls `main()`; the work is here so a board runs it precompiled (.mpy or frozen)
-instead of compiling a big main.py into RAM at every boot. On the unix port:
+instead of compiling a big main.py into RAM at every boot. Reading the settings, secrets
+and board defaults is tether_settings. On the unix port:
     micropython firmware/main.py [settings.json]      (or TETHER_SETTINGS=path)
 Settings format, secrets, safe mode and the app module: docs/firmware.md.
 """
 
 import asyncio
 import json
-import os
 import sys
 
 from tether import log
 from tether.compat import print_exception, ticks_diff, ticks_ms
+from tether_settings import (  # noqa: F401 (re-exported: the firmware's settings API)
+    CLOUDS,
+    SAFE_FILES,
+    SECRET_KEYS,
+    SettingsError,
+    _exists,
+    _getenv,
+    _join,
+    load_board,
+    load_secrets,
+    load_settings,
+    safe_mode_reason,
+    settings_path,
+)
 
 T0 = ticks_ms()  # boot-to-connected is measured from here
-SAFE_FILES = ("SAFE", "safe_mode")
-SECRET_KEYS = ("wifi_password", "secret_key")
 _LEVELS = {"debug": log.DEBUG, "info": log.INFO, "warning": log.WARNING, "error": log.ERROR}
-_PY_SECRETS = {
-    "WIFI_SSID": "wifi_ssid",
-    "WIFI_PASS": "wifi_password",
-    "DEVICE_ID": "device_id",
-    "SECRET_KEY": "secret_key",
-}
 
 _log = log.getLogger("firmware")
 
 
-class SettingsError(ValueError):
-    pass
-
-
-# -- settings ------------------------------------------------------------------------------
-
-
-def _getenv(name):
-    getenv = getattr(os, "getenv", None)
-    return getenv(name) if getenv else None
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _dirname(path):
-    i = path.rfind("/")
-    return path[:i] if i > 0 else ("/" if i == 0 else "")
-
-
-def _join(base, path):
-    if not base or path.startswith("/"):
-        return path
-    return base.rstrip("/") + "/" + path
-
-
-def settings_path(argv):
-    if len(argv) > 1:
-        return argv[1]
-    return _getenv("TETHER_SETTINGS") or "settings.json"
-
-
-def _read_json(path, what):
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError:
-        raise SettingsError("%s %s not found" % (what, path))
-    except ValueError:
-        raise SettingsError("%s %s is not valid JSON" % (what, path))
-    if not isinstance(data, dict):
-        raise SettingsError("%s %s must hold a JSON object" % (what, path))
-    return data
-
-
-def _read_secrets_py(path):
-    # The arduino-iot-cloud-py secrets.py, read as data: executed in an empty namespace
-    # (never imported: CPython has a stdlib module of that name).
-    ns = {}
-    try:
-        with open(path) as f:
-            exec(f.read(), ns)
-    except OSError:
-        raise SettingsError("secrets file %s not found" % path)
-    except Exception as exc:
-        raise SettingsError("secrets file %s cannot be read (%s)" % (path, type(exc).__name__))
-    out = {}
-    for name, key in _PY_SECRETS.items():
-        if name in ns:
-            out[key] = ns[name]
-    return out
-
-
-def load_secrets(settings):
-    base = settings.get("_dir", "")
-    name = settings.get("secrets")
-    if name:
-        path = _join(base, name)
-        if path.endswith(".py"):
-            return _read_secrets_py(path)
-        return _read_json(path, "secrets file")
-    for candidate, reader in (("secrets.json", None), ("secrets.py", _read_secrets_py)):
-        path = _join(base, candidate)
-        if _exists(path):
-            return reader(path) if reader else _read_json(path, "secrets file")
-    return {}
-
-
-def load_settings(path):
-    """settings.json merged with its secrets; `_dir` is the folder relative paths use."""
-    settings = _read_json(path, "settings file")
-    settings["_dir"] = _dirname(path)
-    secrets = load_secrets(settings)
-    for key, value in secrets.items():
-        if not isinstance(value, str):
-            raise SettingsError("secret %s must be a string" % key)  # never the value
-    settings["_secrets"] = secrets
-    if not settings.get("device_id") and secrets.get("device_id"):
-        settings["device_id"] = secrets["device_id"]
-    cloud = settings.get("cloud", "arduino")
-    if cloud not in PROFILES:
-        raise SettingsError("cloud %r unknown (one of: %s)" % (cloud, ", ".join(PROFILES)))
-    if not settings.get("device_id"):
-        raise SettingsError("device_id missing (settings.json or the secrets)")
-    return settings
-
-
-def load_board():
-    """The board's defaults (boards/<B>/board.json, deployed as tether_board.json)."""
-    for path in ("tether_board.json", "/tether_board.json"):
-        if _exists(path):
-            try:
-                with open(path) as f:
-                    board = json.load(f)
-            except ValueError:
-                _log.warning("%s is not valid JSON: ignored", path)
-                return {}
-            if board.get("port") != sys.platform:
-                # e.g. an ESP32 bundle on the simulated board: its pins and radio are not here
-                _log.info(
-                    "%s is for %s, this is %s: ignored", path, board.get("port"), sys.platform
-                )
-                return {}
-            return board
-    return {}
-
-
-def safe_mode_reason(settings, board, root=""):
-    for name in SAFE_FILES:
-        if _exists(_join(root, name)):
-            return "file %s present" % name
-    pin = settings.get("safe_mode_pin", board.get("safe_mode_pin"))
-    if pin is not None:
-        try:
-            from machine import Pin
-
-            if Pin(pin, Pin.IN, Pin.PULL_UP).value() == 0:
-                return "pin %s held low" % pin
-        except (ImportError, AttributeError, ValueError, TypeError) as exc:
-            _log.warning("safe-mode pin %r unusable: %r", pin, exc)
-    return None
-
-
 # -- cloud profiles --------------------------------------------------------------------
+# One module per cloud, tether.<cloud>.profile, imported only for the cloud the settings
+# name: its make_client(settings) returns a tether.cloud.CloudClient, which the firmware
+# drives through the base's seams only (add_stage, guard, store, set_diagnostics,
+# time_synced, connected, publish, drop, run, stop). An image or bundle carries only the
+# clouds it was built with (docs/firmware.md, "Components").
 
 
-def _arduino_client(settings, creds_kw):
-    from tether.arduino import ArduinoCloudClient
-
-    secrets = settings["_secrets"]
-    device_id = settings["device_id"]
-    ssl_params = {}
-    if "cadata" in creds_kw:
-        ssl_params["cadata"] = creds_kw["cadata"]
-    if "cert" in creds_kw:
-        ssl_params["certfile"] = creds_kw["cert"]  # bytes: the client uses them as they are
-        ssl_params["keyfile"] = creds_kw["key"]
-        if "ecdsa_sign_callback" in creds_kw:
-            ssl_params["ecdsa_sign_callback"] = creds_kw["ecdsa_sign_callback"]
-        user = password = None
-    else:
-        user, password = device_id, secrets.get("secret_key")
-        if not password:
-            raise SettingsError("secret_key missing: needed without credentials (basic auth)")
-    if settings.get("insecure"):
-        ssl_params["insecure"] = True
-    if settings.get("server_hostname"):
-        ssl_params["server_hostname"] = settings["server_hostname"]
-    tcfg = settings.get("time") or {}
-    servers = tcfg.get("servers") or ("pool.ntp.org",)
-    return ArduinoCloudClient(
-        device_id,
-        username=user,
-        password=password,
-        ssl_params=ssl_params,
-        server=settings.get("server"),
-        port=settings.get("port"),
-        keepalive=settings.get("keepalive", 10),
-        ntp_server=servers[0],
-    )
-
-
-PROFILES = {"arduino": _arduino_client}
+def load_profile(cloud):
+    """The profile module of `cloud`; SettingsError when this image or bundle lacks it."""
+    name = "tether.%s.profile" % cloud
+    try:
+        return __import__(name, None, None, ["make_client"])
+    except ImportError as exc:
+        if ("tether.%s" % cloud) in str(exc) or not str(exc):
+            raise SettingsError(
+                "cloud %r is not in this image or bundle (build it with the tether-%s "
+                "component: docs/firmware.md)" % (cloud, cloud)
+            )
+        raise SettingsError("cloud %r cannot be loaded: %s: %s" % (cloud, type(exc).__name__, exc))
 
 
 # -- bring-up ----------------------------------------------------------------------------
@@ -218,7 +66,7 @@ class Firmware:
         self.guard = None
         self.station = None
         self.client = None
-        self.outbox = None
+        self.store = None
         self._diag_topic = None
         self.app = None
         self.connected_ms = None
@@ -251,11 +99,19 @@ class Firmware:
         files (or SE05x objects), the cloud profile's settings, the store."""
         if self._wifi_kind() != "none":
             self._wifi_secrets()
-        creds_kw = self.credentials()
-        self.client = PROFILES[self.settings.get("cloud", "arduino")](self.settings, creds_kw)
-        self.outbox = self.open_store()
-        if self.outbox is not None:
-            self.client.outbox = self.outbox
+        profile = load_profile(self.settings["cloud"])
+        if "se05x" in self._fake:
+            self.settings["_se05x"] = self.fake_se05x()
+        try:
+            self.client = profile.make_client(self.settings)
+        except ValueError as exc:
+            if type(exc) is ValueError:  # the profile's settings check; else a credential
+                raise SettingsError(str(exc))
+            raise
+        self.client.time_synced = True  # the firmware sets the clock (time_up) and keeps it
+        self.store = self.open_store()
+        if self.store is not None:
+            self.client.store = self.store
         self.setup_diagnostics()
 
     def _wifi_kind(self):
@@ -346,15 +202,11 @@ class Firmware:
         asyncio.create_task(clock.keep_time(servers, tcfg.get("resync_s", 3600), timeout, port))
         return ok
 
-    def credentials(self):
-        from tether import creds
+    def fake_se05x(self):
+        # The unix port's fake secure element, handed to the profile as settings["_se05x"].
+        from tether.hal import fake_se05x, se05x
 
-        se = None
-        if "se05x" in self._fake:
-            from tether.hal import fake_se05x, se05x
-
-            se = se05x.SecureElement(fake_se05x.from_settings(self._fake["se05x"]))
-        return creds.load_credentials(self.settings, se)
+        return se05x.SecureElement(fake_se05x.from_settings(self._fake["se05x"]))
 
     # store-and-forward: on by default, so a value changed offline survives a reboot
     def open_store(self):
@@ -372,7 +224,7 @@ class Firmware:
         if total // seg < 3:
             raise SettingsError("store.max_bytes must hold 3 segments of %d bytes" % seg)
         path = _join(self.settings.get("_dir", ""), cfg.get("dir", "store"))
-        from tether.store import StateOutbox, Store
+        from tether.store import Store
 
         try:
             store = Store(path, seg_bytes=seg, max_segments=total // seg)
@@ -385,7 +237,7 @@ class Firmware:
             )
             return None
         _log.info("store %s: %d value(s) waiting from an earlier boot", path, store.depth)
-        return StateOutbox(store)
+        return store
 
     # diagnostics: off by default; logged, and published only where a topic is given
     def setup_diagnostics(self):
@@ -402,19 +254,16 @@ class Firmware:
         topic = cfg.get("topic")
         if topic:
             self._diag_topic = topic.replace("{device_id}", self.settings["device_id"])
-        session = self.client.session
-        session.diag_interval_ms = int(interval * 1000)
-        session.on_diagnostics = self.diagnostics
+        self.client.set_diagnostics(int(interval * 1000), self.diagnostics)
 
-    async def diagnostics(self, session, d):
-        """The session's on_diagnostics: one log line, plus a QoS 0 publish on the
+    async def diagnostics(self, client, d):
+        """The client's diagnostics callback: one log line, plus a QoS 0 publish on the
         configured topic (never the cloud's own topics: their payloads mean values)."""
         d["uptime_s"] = ticks_diff(ticks_ms(), T0) // 1000
         text = json.dumps(d)
         _log.info("diagnostics %s", text)
-        mqtt = getattr(self.client, "mqtt", None)
-        if self._diag_topic and mqtt is not None:
-            await mqtt.publish(self._diag_topic, text, 0)
+        if self._diag_topic:
+            await client.publish(self._diag_topic, text, 0)
 
     def start_app(self):
         name = self.settings.get("app", "app")
@@ -461,10 +310,8 @@ class Firmware:
 
     def link_lost(self):
         # The TCP connection cannot outlive the WiFi link on a board: end the round now so
-        # the session tears down and reconnects once the link is back.
-        conn = getattr(self.client.session, "conn", None)
-        if conn is not None:
-            conn.close()
+        # the client tears down and reconnects once the link is back.
+        self.client.drop()
 
     def make_led(self):
         """The board's status LED (board.json led_pin / led_active_low), or None."""
@@ -506,18 +353,17 @@ class Firmware:
         if self.station is not None:
             await self.wifi_up()
         await self.time_up()
-        session = self.client.session
-        session.guard = self.guard  # stages, connects and a live connection are progress
+        self.client.guard = self.guard  # stages, connects and a live connection are progress
         if self.station is not None:
             from tether.hal.network import watch_link
 
             timeout = (self.settings.get("wifi") or {}).get("timeout_ms", 15000)
-            session.stages.insert(0, ("wifi", self.wifi_stage, timeout + 1000))
+            self.client.add_stage("wifi", self.wifi_stage, timeout + 1000, first=True)
             asyncio.create_task(watch_link(self.station, self.link_lost))
         self.start_app()
-        if self.outbox is not None and self.client.outbox is not self.outbox:
-            self.outbox.store.close()  # the app brought its own
-            self.outbox = None
+        if self.store is not None and self.client.store is not self.store:
+            self.store.close()  # the app brought its own
+            self.store = None
         asyncio.create_task(self.monitor())
         if run_s:
             asyncio.create_task(self._stop_after(run_s))

@@ -1,7 +1,9 @@
 """Pytest fixtures and helpers to run the cloud emulator (tools/cloudsim) in tests.
 
 `cloudsim`: an emulator running in this process (its own loop thread) on free loopback
-ports, with its PKI in the test's tmp_path; stopped at teardown.
+ports, with its PKI in the test's tmp_path; stopped at teardown (the Arduino cloud).
+`cloudsim_factory`: the same for other clouds: `cloudsim_factory(clouds=["azure"])` (names
+of tools/cloudsim/plugins modules, or Plugin objects), each started one stopped at teardown.
 `cloudsim_process`: the same from the command line, as a subprocess (what `make demo` and a
 real board use); stopped by PID at teardown.
 `MqttProbe`: a paho-mqtt client that records what it receives, for driving the emulator
@@ -37,6 +39,22 @@ def cloudsim(tmp_path):
         yield sim
     finally:
         sim.stop()
+
+
+@pytest.fixture
+def cloudsim_factory(tmp_path):
+    started = []
+
+    def make(clouds=("arduino",), **kw):
+        sim = CloudSim(tmp_path / ("cloudsim-%d" % len(started)), clouds=clouds, **kw)
+        started.append(sim.start())
+        return sim
+
+    try:
+        yield make
+    finally:
+        for sim in started:
+            sim.stop()
 
 
 def start_cloudsim_process(workdir, timeout=20, extra_args=()):

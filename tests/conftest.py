@@ -1,11 +1,20 @@
 """Collects device tests (tests/device/dt_*.py) for both interpreters.
 
-Every `test_*` function in a dt_ file becomes two items: `name[cpython]`, run in this
-process, and `name[unix]`, run on the MicroPython unix port. The unix-port run executes
-the whole file in one `micropython` process (started once, bounded by a timeout) and each
-item reports its own slice of that process's output.
+Every top-level `def test_*` function in a dt_ file becomes two items: `name[cpython]`,
+run in this process, and `name[unix]`, run on the MicroPython unix port. The unix-port run
+executes the whole file in one `micropython` process (started once, bounded by a timeout)
+and each item reports its own slice of that process's output.
+
+`async def test_*` is refused, loudly: the file fails to collect with an error naming the
+file, the line and the function, and telling to write `def test_x(): harness.run(main())`
+instead. Async tests are not run by this collector on purpose: harness.run bounds every
+test with a timeout and gives it a fresh loop on both interpreters, which a second way of
+running coroutines would have to copy. A test that returns a coroutine or a generator
+(`def test_x(): return main()`) fails on both interpreters for the same reason: its body
+never ran. tests/test_device_collector.py holds both rules.
 """
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -25,22 +34,52 @@ for p in (str(LIB), str(DEVICE_DIR)):
 
 def pytest_pycollect_makemodule(module_path, parent):
     # pyproject's python_files routes dt_*.py here; they are not imported by pytest itself.
-    if module_path.parent == DEVICE_DIR and module_path.name.startswith("dt_"):
+    if module_path.name.startswith("dt_"):
         return DeviceModule.from_parent(parent, path=module_path)
     return None
 
 
+class AsyncDeviceTest(Exception):
+    pass
+
+
 def _test_names(path):
+    """Names of the top-level `def test_*` functions; AsyncDeviceTest for an async one."""
+    tree = ast.parse(path.read_text(), str(path))
     names = []
-    for line in path.read_text().splitlines():
-        if line.startswith("def test_"):
-            names.append(line[4 : line.index("(")])
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not node.name.startswith("test_"):
+            continue
+        if isinstance(node, ast.AsyncFunctionDef):
+            raise AsyncDeviceTest(
+                "%s:%d: `async def %s`: device tests must be plain functions, on both "
+                "interpreters. Write `def %s():` and run the coroutine inside it with "
+                "`harness.run(main())` (tests/device/harness.py)."
+                % (path, node.lineno, node.name, node.name)
+            )
+        names.append(node.name)
     return names
+
+
+def _check_result(name, result):
+    # A coroutine (CPython) or generator (MicroPython) returned by a test never ran.
+    if result is not None and (hasattr(result, "send") or hasattr(result, "__await__")):
+        if hasattr(result, "close"):
+            result.close()
+        raise AssertionError(
+            "%s returned a coroutine that never ran: wrap it, harness.run(...)" % name
+        )
 
 
 class DeviceModule(pytest.File):
     def collect(self):
-        for name in _test_names(self.path):
+        try:
+            names = _test_names(self.path)
+        except AsyncDeviceTest as exc:
+            raise self.CollectError(str(exc)) from None
+        for name in names:
             yield DeviceItem.from_parent(self, name=name + "[cpython]", fn=name, interp="cpython")
             yield DeviceItem.from_parent(self, name=name + "[unix]", fn=name, interp="unix")
 
@@ -54,11 +93,12 @@ class DeviceModule(pytest.File):
 
 def _run_unix(path):
     cmd = micropython_cmd(DEVICE_DIR / "runner.py", path.stem)
+    paths = [DEVICE_DIR] if path.parent == DEVICE_DIR else [path.parent, DEVICE_DIR]
     try:
         proc = subprocess.run(
             cmd,
-            env=micropython_env(DEVICE_DIR),
-            cwd=str(DEVICE_DIR),
+            env=micropython_env(*paths),
+            cwd=str(path.parent),
             capture_output=True,
             text=True,
             timeout=UNIX_FILE_TIMEOUT_S,
@@ -98,8 +138,10 @@ class DeviceItem(pytest.Item):
 
     def runtest(self):
         if self.interp == "cpython":
+            if str(self.path.parent) not in sys.path:
+                sys.path.insert(0, str(self.path.parent))
             mod = importlib.import_module(self.path.stem)
-            getattr(mod, self.fn)()
+            _check_result(self.fn, getattr(mod, self.fn)())
             return
         results, summary = self.parent.unix_results()
         if self.fn not in results:

@@ -87,6 +87,13 @@ def test_quick_bench_writes_every_section(tmp_path):
         assert per_module == s["library_mpy"]
     assert "tether/mqtt.mpy" in size["modules"]
 
+    # 7. building blocks (bench/blocks.py): every registered module ran, none skipped
+    from bench import blocks
+
+    assert set(res["blocks"]) == {b.key for b in blocks.BLOCKS}, res["blocks"].keys()
+    for key, entry in res["blocks"].items():
+        assert "skipped" not in entry and entry["rows"], (key, entry)
+
     # the printed table carries every section
     for text in (
         "heap: connected, 10 vars, TLS",

@@ -452,7 +452,7 @@ def test_server_certificate_with_extra_names_for_a_lan_board(tmp_path):
 
 
 def test_registry_round_trip_keeps_types_and_is_private(tmp_path):
-    from tools.cloudsim.store import Store
+    from tools.cloudsim.plugins.arduino.store import Store
 
     store = Store()
     dev = store.add_device("dev-s", secret="pw", cert_fingerprint="ab" * 32)
@@ -487,7 +487,7 @@ def test_a_subscribe_during_a_broadcast_does_not_lose_the_message(cloudsim, devi
     dev, probe = device
     exact = "/a/t/%s/e/i" % dev.thing_id
     assert probe.subscribe(exact) == 1
-    amqtt_broker = cloudsim._broker._broker
+    amqtt_broker = cloudsim.mqtt._broker
     # A second matching filter after the first (devices may not subscribe to wildcards, so
     # it is put straight into the broker's map for the same session).
     amqtt_broker._subscriptions["/a/t/%s/#" % dev.thing_id] = list(

@@ -161,3 +161,28 @@ def test_number_and_text_writes_from_the_page(cloudsim, browser):  # noqa: F811
     text.find_element(By.XPATH, "following-sibling::button").click()
     assert cloudsim.wait_for_value(dev.thing_id, "label", "kitchen", timeout=5) == "kitchen"
     assert isinstance(cloudsim.values(dev.thing_id)["setpoint"], int)
+
+
+def test_devices_of_every_cloud_are_listed_with_their_cloud(tmp_path, browser):
+    from cloudsim_echo import EchoCloud
+
+    from tools.cloudsim import CloudSim
+
+    with CloudSim(tmp_path / "cs", clouds=["arduino", EchoCloud()]) as sim:
+        sim.add_device("dev-a", secret="x")
+        sim.clouds["echo"].add("dev-e", "pw")
+        browser.get(sim.dashboard_url)
+        wait = WebDriverWait(browser, 15)
+        for cloud, device in (("arduino", "dev-a"), ("echo", "dev-e")):
+            card = '[data-device="%s"][data-cloud="%s"]' % (device, cloud)
+            tag = wait.until(
+                ec.presence_of_element_located((By.CSS_SELECTOR, card + " [data-cloud-name]"))
+            )
+            assert tag.text == cloud
+        # the echo cloud's reply kind is a knob like Arduino's
+        knob = browser.find_element(By.CSS_SELECTOR, 'input[data-knob="mute"][value="echo"]')
+        knob.click()
+        deadline = time.monotonic() + 5
+        while "echo" not in sim.knobs.mute and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.knobs.mute == {"echo"}

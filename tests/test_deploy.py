@@ -79,9 +79,16 @@ def test_make_deploy_copies_bundle_settings_and_app(simboard, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     flash = simboard.flash
     assert "deploying" in proc.stdout and "cp " in proc.stdout  # progress, file by file
-    for rel in bundle.library_modules():
-        assert (flash / "lib" / (rel[:-3] + ".mpy")).is_file(), rel
-    for name in ("main.py", "boot.py", "lib/tether_firmware.mpy", "app.py", "ca.der"):
+    # the settings' cloud (arduino) with the core and the firmware, from the manifests; the
+    # simulated board (RESUME=1) also gets the fakes it runs with; never CPython's hsm.py
+    for _, rel in bundle.bundle_files(("arduino",), fakes=True):
+        if rel.startswith("tether"):
+            assert (flash / "lib" / (rel[:-3] + ".mpy")).is_file(), rel
+    assert not (flash / "lib" / "tether" / "hsm.mpy").exists()
+    assert (flash / "lib" / "tether" / "hal" / "fakes.mpy").is_file()
+    for name in ("main.py", "boot.py", "lib/tether_firmware.mpy", "lib/tether_settings.mpy"):
+        assert (flash / name).is_file(), name
+    for name in ("app.py", "ca.der"):
         assert (flash / name).is_file(), name
     assert json.loads((flash / "settings.json").read_text())["device_id"] == "d"
     assert json.loads((flash / "secrets.json").read_text())["wifi_ssid"] == "n"
@@ -102,8 +109,11 @@ def test_deploy_replaces_sources_left_by_mip(simboard, tmp_path):
 def test_mip_install_from_a_local_package_json(simboard):
     out = mpremote(simboard, "mip", "install", "--target", "lib", str(ROOT / "package.json"))
     assert "Installing" in out
-    for rel in bundle.library_modules():
+    listed = [target for target, _ in json.loads((ROOT / "package.json").read_text())["urls"]]
+    assert "tether/arduino/client.py" in listed and "tether/hsm.py" not in listed
+    for rel in listed:
         assert (simboard.flash / "lib" / rel).stat().st_size > 0, rel
+    assert not (simboard.flash / "lib" / "tether" / "hsm.py").exists()
     out = mpremote(simboard, "exec", "import tether.hal.network as n; print(n.default_kind())")
     assert out.strip() == "fake"
 

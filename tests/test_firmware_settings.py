@@ -109,8 +109,64 @@ def test_board_defaults_apply_only_on_their_port(tmp_path, monkeypatch):
 
 def test_basic_auth_needs_the_secret_key(tmp_path):
     s = fw.load_settings(_write(tmp_path, {"device_id": "d"}, {"wifi_ssid": "n"}))
+    with pytest.raises(ValueError, match="secret_key missing"):
+        fw.load_profile("arduino").make_client(s)
+    f = fw.Firmware(s, {})
     with pytest.raises(fw.SettingsError, match="secret_key missing"):
-        fw.PROFILES["arduino"](s, {})
+        f.prepare()  # the firmware reports it as a settings error (exit status 2)
+
+
+def test_the_cloud_is_named_in_the_settings_and_loaded_lazily(tmp_path):
+    s = fw.load_settings(_write(tmp_path, {"device_id": "d"}, {"secret_key": "k"}))
+    assert s["cloud"] == "arduino"  # the default
+    for name in ("nimbus", "tether.arduino", ""):
+        with pytest.raises(fw.SettingsError, match="unknown"):
+            fw.load_settings(_write(tmp_path, {"device_id": "d", "cloud": name}))
+    profile = fw.load_profile("arduino")
+    assert profile.__name__ == "tether.arduino.profile" and callable(profile.make_client)
+
+
+def test_a_known_cloud_missing_from_the_image_is_a_settings_error(monkeypatch):
+    # "sap" is a cloud name settings may use; an image built without it has no profile.
+    monkeypatch.setitem(sys.modules, "tether.sap", None)  # import fails like a missing one
+    with pytest.raises(fw.SettingsError, match="not in this image"):
+        fw.load_profile("sap")
+
+
+def test_the_firmware_drives_the_client_through_the_seams_only(tmp_path):
+    # A fake cloud profile: the firmware may use only the base's documented seams.
+    class Client:
+        def __init__(self):
+            self.calls = []
+            self.guard = self.store = None
+            self.time_synced = False
+            self.connected = False
+
+        def set_diagnostics(self, interval_ms, cb):
+            self.calls.append(("diagnostics", interval_ms))
+
+        def add_stage(self, name, fn, timeout_ms, first=False):
+            self.calls.append(("stage", name, first))
+
+    made = []
+    mod = types.ModuleType("tether.nimbus.profile")
+    mod.make_client = lambda settings: made.append(settings) or Client()
+    settings = {"device_id": "d", "cloud": "arduino", "wifi": {"driver": "none"}}
+    settings["diagnostics"] = {"interval_s": 2}
+    s = fw.load_settings(_write(tmp_path, settings, {"secret_key": "k"}))
+    f = fw.Firmware(s, {})
+    orig = fw.load_profile
+    fw.load_profile = lambda cloud: mod
+    try:
+        f.prepare()
+    finally:
+        fw.load_profile = orig
+    c = f.client
+    assert made[0]["_dir"] == str(tmp_path) and made[0]["_secrets"] == {"secret_key": "k"}
+    assert c.time_synced is True  # the firmware syncs the clock once; no time stage
+    assert c.store is f.store and f.store is not None
+    assert c.calls == [("diagnostics", 2000)]
+    f.store.close()
 
 
 class _Led:
@@ -195,8 +251,8 @@ def _prepared(tmp_path, **extra):
 
 def test_the_store_is_on_by_default_next_to_the_settings(tmp_path):
     f = _prepared(tmp_path)
-    assert f.client.outbox is f.outbox and f.outbox is not None
-    st = f.outbox.store
+    assert f.client.store is f.store and f.store is not None
+    st = f.store
     assert st.path == str(tmp_path / "store") and (tmp_path / "store").is_dir()
     assert st.seg_bytes == 2048 and st.max_segments == 8  # max_bytes 16384 by default
     st.close()
@@ -204,18 +260,18 @@ def test_the_store_is_on_by_default_next_to_the_settings(tmp_path):
 
 def test_the_store_follows_its_settings_or_is_off(tmp_path):
     f = _prepared(tmp_path, store={"dir": "q", "max_bytes": 4096, "segment_bytes": 1024})
-    st = f.outbox.store
+    st = f.store
     assert st.path == str(tmp_path / "q") and st.max_segments == 4
     st.close()
     for off in (False, None):
         f = _prepared(tmp_path, store=off)
-        assert f.outbox is None and f.client.outbox is None
+        assert f.store is None and f.client.store is None
 
 
 def test_an_unusable_store_directory_is_a_warning_not_a_stop(tmp_path):
     (tmp_path / "store").write_text("a file where the directory should be")
     f = _prepared(tmp_path)
-    assert f.outbox is None and f.client.outbox is None
+    assert f.store is None and f.client.store is None
 
 
 def test_diagnostics_are_off_by_default(tmp_path):
@@ -226,16 +282,14 @@ def test_diagnostics_logged_and_published_on_the_configured_topic(tmp_path, caps
     import asyncio
 
     f = _prepared(tmp_path, diagnostics={"interval_s": 5, "topic": "diag/{device_id}"})
-    session = f.client.session
-    assert session.on_diagnostics == f.diagnostics and session.diag_interval_ms == 5000
+    assert f.client.session.diag_interval_ms == 5000
     sent = []
 
-    class _Mqtt:
-        async def publish(self, topic, payload, qos=0):
-            sent.append((topic, payload, qos))
+    async def publish(topic, payload, qos=1):  # the client's publish seam
+        sent.append((topic, payload, qos))
 
-    f.client.mqtt = _Mqtt()
-    asyncio.run(f.diagnostics(session, {"state": "ready", "queue_depth": 2}))
+    f.client.publish = publish
+    asyncio.run(f.diagnostics(f.client, {"state": "ready", "queue_depth": 2}))
     assert len(sent) == 1 and sent[0][0] == "diag/dev-1" and sent[0][2] == 0
     d = json.loads(sent[0][1])
     assert d["state"] == "ready" and d["queue_depth"] == 2 and "uptime_s" in d
@@ -249,10 +303,9 @@ def test_diagnostics_without_a_topic_are_only_logged(tmp_path):
     assert f.client.session.diag_interval_ms == 60000
     sent = []
 
-    class _Mqtt:
-        async def publish(self, topic, payload, qos=0):
-            sent.append(topic)
+    async def publish(topic, payload, qos=1):
+        sent.append(topic)
 
-    f.client.mqtt = _Mqtt()
-    asyncio.run(f.diagnostics(f.client.session, {"state": "ready"}))
+    f.client.publish = publish
+    asyncio.run(f.diagnostics(f.client, {"state": "ready"}))
     assert sent == []

@@ -9,7 +9,7 @@ import pytest
 from mpy import ROOT
 
 sys.path.insert(0, str(ROOT))
-from tools import boards, bundle, pem2der  # noqa: E402
+from tools import boards, bundle, components, firmware, pem2der  # noqa: E402
 
 EXPECTED = {
     "ESP32": ("esp32", "xtensawin", "esp32", ["der"]),
@@ -18,36 +18,129 @@ EXPECTED = {
 }
 
 
-def test_package_json_lists_every_library_module_at_the_code_version():
+def test_every_library_module_belongs_to_a_component():
+    # A new module must be named in one manifest (manifests/<component>/manifest.py), or
+    # be CPython-only (components.HOST_ONLY); otherwise no image or package carries it.
+    missing = components.unassigned()
+    assert missing == [], (
+        "in no component: %s: add each to a manifest in manifests/ (core: manifests/tether)"
+        % ", ".join(missing)
+    )
+    owner = {}
+    for name in components.names():
+        for target in components.own_targets(name):
+            assert target not in owner, "%s is in %s and %s" % (target, owner[target], name)
+            owner[target] = name
+
+
+@pytest.mark.parametrize("name", components.names())
+def test_each_component_holds_what_its_modules_import(name):
+    # Module-level imports must be in the component or what it requires, so an image with
+    # this component alone imports (lazy imports are optional features, e.g. SE05x).
+    targets = components.evaluate(name).targets()
+    assert components.missing_imports(targets) == []
+
+
+def test_the_package_files_match_the_manifests_at_the_code_version():
     sys.path.insert(0, str(ROOT / "lib"))
     import tether
 
-    data = json.loads((ROOT / "package.json").read_text())
-    listed = {target for target, _ in data["urls"]}
-    on_disk = {
-        str(p.relative_to(ROOT / "lib"))
-        for p in (ROOT / "lib" / "tether").rglob("*.py")
-        if "__pycache__" not in p.parts
-    }
-    assert listed == on_disk, (
-        "package.json is stale: run `python -m tools.bundle package-json` "
-        "(missing %s, extra %s)" % (sorted(on_disk - listed), sorted(listed - on_disk))
+    assert bundle.write_package_files(check=True) == [], (
+        "stale: run `python -m tools.bundle package-json`"
     )
-    assert data["version"] == tether.__version__
-    assert data.get("deps", []) == []  # nothing a board must fetch elsewhere
-    for target, url in data["urls"]:
-        assert not url.startswith(("http", "github:")), url  # relative: works from any host
-        assert (ROOT / url).is_file() and url == "lib/" + target
+    names = {p.name for p in ROOT.glob("package*.json")}
+    assert names == {"package.json", "package-core.json"} | {
+        "package-%s.json" % c for c in components.clouds()
+    }
+    core = set(components.evaluate("tether").targets())
+    for name in names:
+        data = json.loads((ROOT / name).read_text())
+        listed = {target for target, _ in data["urls"]}
+        assert data["version"] == tether.__version__
+        assert data.get("deps", []) == []  # self-contained: mip cannot follow a relative dep
+        assert core <= listed, name  # every package carries the core
+        for target, url in data["urls"]:
+            assert not url.startswith(("http", "github:")), url  # relative: works from any host
+            assert (ROOT / url).is_file() and url == "lib/" + target
+            assert target not in components.HOST_ONLY and "/fake" not in target, (name, target)
+    default = {t for t, _ in json.loads((ROOT / "package.json").read_text())["urls"]}
+    assert default == set(components.library_targets(components.image(("arduino",))))
+    assert "tether/arduino/client.py" in default and "tether/hsm.py" not in default
+    only_core = {t for t, _ in json.loads((ROOT / "package-core.json").read_text())["urls"]}
+    assert only_core == core and not any(t.startswith("tether/arduino/") for t in only_core)
+
+
+def test_clouds_are_components_with_a_profile_the_firmware_knows():
+    sys.path.insert(0, str(ROOT / "firmware"))
+    import tether_firmware
+
+    assert "arduino" in components.clouds()
+    for cloud in components.clouds():
+        assert cloud in tether_firmware.CLOUDS
+        assert "tether/%s/profile.py" % cloud in components.own_targets("tether-" + cloud)
+        text = (ROOT / "lib" / "tether" / cloud / "profile.py").read_text()
+        assert "\ndef make_client(settings):" in text
+
+
+def test_images_for_a_board_never_carry_host_only_modules_or_fakes():
+    for clouds in [("arduino",)] + [(c,) for c in components.clouds()]:
+        targets = {t for _, t in components.image(clouds)}
+        assert "tether/hsm.py" not in targets
+        assert not any(t.startswith("tether/hal/fake") for t in targets)
+        assert {"tether_firmware.py", "tether_settings.py", "boot.py", "main.py"} <= targets
+    unix = {t for _, t in components.image(("arduino",), fakes=True)}
+    assert {"tether/hal/fakes.py", "tether/hal/fake_se05x.py"} <= unix
+    assert "tether/hsm.py" not in unix
+    without = {t for _, t in components.image((), firmware=False)}
+    assert without == set(components.evaluate("tether").targets())
+
+
+def test_the_manifest_reader_follows_micropythons_semantics(tmp_path):
+    # require() finds <library>/**/<name>/manifest.py, a manifest runs once however often it
+    # is required, package() without files takes every .py, options reach an include.
+    lib = tmp_path / "lib" / "pkg"
+    (lib / "sub").mkdir(parents=True)
+    for f in ("a.py", "b.py", "sub/c.py", "notes.txt"):
+        (lib / f).write_text("")
+    libs = tmp_path / "manifests"
+    (libs / "one").mkdir(parents=True)
+    (libs / "deep" / "two").mkdir(parents=True)
+    (libs / "one" / "manifest.py").write_text(
+        'metadata(description="x")\npackage("pkg", files=("a.py",), base_path="../../lib")\n'
+    )
+    (libs / "deep" / "two" / "manifest.py").write_text(
+        'require("one")\npackage("pkg/sub", base_path="../../../lib")\n'
+    )
+    top = tmp_path / "manifest.py"
+    top.write_text(
+        "options.defaults(extra=False)\n"
+        'add_library("mine", "manifests")\n'
+        'require("two", library="mine")\nrequire("one")\n'
+        'if options.extra:\n    module("pkg/b.py", base_path="lib")\n'
+        'include("$(PORT_DIR)/boards/manifest.py")\n'
+    )
+    m = components.Manifest().execute(top)
+    assert m.targets() == ["pkg/a.py", "pkg/sub/c.py"]
+    assert m.requires == ["two", "one"] and m.port_includes == ["$(PORT_DIR)/boards/manifest.py"]
+    m = components.Manifest().execute(top, extra=True)
+    assert m.targets()[-1] == "pkg/b.py"
+    (libs / "one" / "manifest.py").write_text('module("pkg/gone.py", base_path="../../lib")\n')
+    with pytest.raises(components.ManifestError, match="gone.py"):
+        components.Manifest().execute(top)
 
 
 @pytest.mark.parametrize("arch", bundle.ARCHS)
 def test_every_module_compiles_for_each_board_architecture(arch, tmp_path):
     out, sizes = bundle.build(None, tmp_path / arch, arch)
     mpys = [k for k in sizes if k.endswith(".mpy")]
-    assert len(mpys) == len(bundle.library_modules()) + 1  # + tether_firmware
+    expected = [t for _, t in bundle.bundle_files(("arduino",)) if t not in ("boot.py", "main.py")]
+    assert sorted(mpys) == sorted("lib/" + t[:-3] + ".mpy" for t in expected)
     for k in mpys:
         head = (out / k).read_bytes()[:2]
         assert head[0:1] == b"M" and head[1] == 6, k  # .mpy version 6 (MicroPython >= 1.22)
+    for name in components.names():  # every component compiles, the unused blocks too
+        for src, target in components.evaluate(name).files():
+            bundle.compile_module(Path(src), tmp_path / "all" / (target + ".mpy"), arch, target)
     for src in sorted((ROOT / "firmware").glob("*.py")):  # boot, main, app ship as source
         bundle.compile_module(src, tmp_path / "fw" / (src.stem + ".mpy"), arch, src.name)
     total = sum(sizes[k] for k in mpys)
@@ -60,6 +153,13 @@ def test_board_build_has_firmware_entry_points_and_board_defaults(tmp_path):
     assert (out / "main.py").read_text() == (ROOT / "firmware" / "main.py").read_text()
     assert (out / "boot.py").exists() and (out / "lib" / "tether_firmware.mpy").exists()
     assert json.loads((out / "tether_board.json").read_text())["name"] == "PORTENTA_H7"
+    assert not (out / "lib" / "tether" / "hsm.mpy").exists()
+    assert not (out / "lib" / "tether" / "hal" / "fakes.mpy").exists()
+    out, _ = bundle.build("portenta", tmp_path / "sim", fakes=True)  # the simulated board
+    assert (out / "lib" / "tether" / "hal" / "fakes.mpy").exists()
+    with pytest.raises(ValueError, match="nimbus"):
+        bundle.parse_clouds("arduino,nimbus")
+    assert bundle.parse_clouds(" Arduino ") == ("arduino",)
 
 
 @pytest.mark.parametrize("board", sorted(EXPECTED))
@@ -74,6 +174,17 @@ def test_board_json_describes_the_board(board):
     )
     for key in ("micropython_board", "led_pin", "heap_budget_kb", "firmware_image", "flash"):
         assert key in info
+    # the budget in the terms of issue 10: the scenario's smallest heap with Tether frozen
+    # (TLS added where mbedTLS allocates from MicroPython's heap), core + one cloud in flash
+    budget = info["budget"]
+    assert "20 echoed writes" in budget["scenario"]
+    assert budget["tether_heap_kb_frozen_32bit"] <= 31
+    assert budget["flash_kb_core_and_one_cloud"] <= 90
+    extra = 28 if budget["tls_on_gc_heap"] else 0
+    assert info["heap_budget_kb"] == budget["heap_kb"] >= 31 + extra
+    assert budget["tls_on_gc_heap"] == (port != "esp32")  # esp-idf's mbedTLS has its own heap
+    if board == "PORTENTA_H7":
+        assert budget["firmware_free_min_kb"] >= 40 and budget["firmware_region_kb"] == 1280
     assert (ROOT / "boards" / board / "manifest.py").exists()
 
 
@@ -106,72 +217,131 @@ def test_unknown_board_lists_the_choices():
     assert proc.returncode != 0 and "unknown board 'uno'" in proc.stderr
 
 
-def _run_manifest(path, calls):
-    """Execute a manifest the way MicroPython's manifestfile does, recording what it asks."""
-    base = path.parent
-
-    def include(p, **kw):
-        if p.startswith("$("):
-            calls.append(("include", p))
-            return
-        _run_manifest((base / p).resolve(), calls)
-
-    def package(name, base_path=".", **kw):
-        calls.append(("package", (base / base_path / name).resolve()))
-
-    def module(name, base_path=".", **kw):
-        calls.append(("module", (base / base_path / name).resolve()))
-
-    exec(path.read_text(), {"include": include, "package": package, "module": module})
-
-
-@pytest.mark.parametrize("board", sorted(EXPECTED))
+@pytest.mark.parametrize("board", sorted(EXPECTED) + ["UNIX"])
 def test_board_manifest_includes_the_port_and_freezes_tether(board):
-    calls = []
-    _run_manifest(ROOT / "boards" / board / "manifest.py", calls)
-    port_includes = [c[1] for c in calls if c[0] == "include"]
-    assert len(port_includes) == 1 and port_includes[0].startswith(("$(BOARD_DIR)", "$(PORT_DIR)"))
-    assert ("package", ROOT / "lib" / "tether") in calls
-    frozen = {c[1].name for c in calls if c[0] == "module"}
-    assert frozen == {"boot.py", "main.py", "tether_firmware.py"}
-    for kind, p in calls:
-        if kind != "include":
-            assert Path(p).exists(), p
+    path = ROOT / "boards" / board / "manifest.py"
+    m = components.Manifest().execute(path)
+    assert len(m.port_includes) == 1
+    assert m.port_includes[0].startswith(("$(BOARD_DIR)", "$(PORT_DIR)", "$(MPY_DIR)"))
+    unix = board == "UNIX"
+    assert m.files() == components.image(("arduino",), fakes=unix)  # the default: Arduino
+    assert {"boot.py", "main.py", "tether_firmware.py"} <= set(m.targets())
+    other = components.Manifest().execute(path, clouds=())  # what --clouds passes
+    assert not any(t.startswith("tether/arduino/") for t in other.targets())
+    assert "tether/mqtt.py" in other.targets()
 
 
-def test_firmware_target_builds_with_the_board_manifest(tmp_path):
+def _firmware(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tools.bundle", "firmware", *args],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_firmware_target_builds_in_its_own_folder_per_board_and_manifest(tmp_path):
     mpy = tmp_path / "micropython"
     (mpy / "ports").mkdir(parents=True)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.bundle",
-            "firmware",
-            "Nano",
-            "--mpy-dir",
-            str(mpy),
-            "--dry-run",
-        ],
-        cwd=str(ROOT),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _firmware("Nano", "--mpy-dir", str(mpy), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    manifest = ROOT / "boards" / "NANO_RP2040_CONNECT" / "manifest.py"
+    cmds, manifest, text, build_dir, image, _ = firmware.plan("nano", mpy, ("arduino",))
+    assert manifest.parent.parent == ROOT / "build" / "firmware"
+    assert manifest.parent.name.startswith("NANO_RP2040_CONNECT-arduino-")
+    make = " ".join(cmds[-1])
+    assert make in proc.stdout and "submodules" in " ".join(cmds[1])
+    assert "ports/rp2 BOARD=ARDUINO_NANO_RP2040_CONNECT" in make
+    assert "BUILD=%s FROZEN_MANIFEST=%s" % (build_dir, manifest) in make
+    assert str(ROOT / "boards" / "NANO_RP2040_CONNECT" / "manifest.py") in text
+    assert "clouds=('arduino',)" in text and image == build_dir / "firmware.uf2"
+    # another manifest (other clouds) or another MicroPython tree: another folder
+    other = firmware.plan("nano", mpy, ())[1]
+    tree = tmp_path / "mp2"
+    (tree / "ports").mkdir(parents=True)
     assert (
-        "ports/rp2 BOARD=ARDUINO_NANO_RP2040_CONNECT FROZEN_MANIFEST=%s" % manifest in proc.stdout
+        len({manifest.parent, other.parent, firmware.plan("nano", tree, ("arduino",))[1].parent})
+        == 3
     )
-    assert "firmware.uf2" in proc.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "tools.bundle", "firmware", "esp32", "--mpy-dir", str(tmp_path)],
-        cwd=str(ROOT),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    unix = firmware.plan("unix", mpy, ("arduino",), extra=["-j4"])[0][-1]
+    assert "VARIANT=standard" in unix and unix[-1] == "-j4"
+    proc = _firmware("esp32", "--mpy-dir", str(mpy), "--dry-run", "--no-submodules", "--", "V=1")
+    assert proc.returncode == 0 and " submodules" not in proc.stdout
+    assert proc.stdout.splitlines()[-2].endswith(" V=1"), proc.stdout
+    bad = _firmware("esp32", "--mpy-dir", str(tmp_path))
     assert bad.returncode == 2 and "not a MicroPython checkout" in bad.stderr
+    bad = _firmware("esp32", "--mpy-dir", str(mpy), "--clouds", "nimbus", "--dry-run")
+    assert bad.returncode == 2 and "cloud 'nimbus' has no component" in bad.stderr
+
+
+def _frozen_build(tmp_path, names):
+    build = tmp_path / "build"
+    (build / "sub").mkdir(parents=True)
+    body = "".join('    "%s\\0"\n' % n for n in names)
+    (build / "sub" / "frozen_content.c").write_text(
+        "#include <stdint.h>\nconst char mp_frozen_names[] = {\n"
+        "    #ifdef MP_FROZEN_STR_NAMES\n    MP_FROZEN_STR_NAMES\n    #endif\n"
+        + body
+        + '"\\0"};\n'
+    )
+    image = build / "firmware.bin"
+    image.write_bytes(b"image")
+    return build, image
+
+
+def test_a_build_is_checked_for_every_module_of_its_manifests(tmp_path):
+    expected = [t for _, t in components.image(("arduino",))]
+    build, image = _frozen_build(tmp_path, ["asyncio/core.py"] + expected)
+    assert firmware.check(build, image, expected) == sorted(expected)
+    build, image = _frozen_build(tmp_path / "a", ["asyncio/core.py"])  # rp2's stale folder
+    with pytest.raises(firmware.FirmwareError, match="lacks .*tether/mqtt.py"):
+        firmware.check(build, image, expected)
+    build, image = _frozen_build(tmp_path / "b", expected + ["tether/hsm.py"])
+    with pytest.raises(firmware.FirmwareError, match="must not: tether/hsm.py"):
+        firmware.check(build, image, expected)
+    build, image = _frozen_build(tmp_path / "c", expected)
+    with pytest.raises(firmware.FirmwareError, match="not rebuilt"):
+        firmware.check(build, image, expected, started=image.stat().st_mtime + 60)
+    image.unlink()
+    with pytest.raises(firmware.FirmwareError, match="no image"):
+        firmware.check(build, image, expected)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(firmware.FirmwareError, match="nothing was frozen"):
+        firmware.check(empty, tmp_path / "a" / "build" / "firmware.bin", [])
+
+
+def test_make_firmware_fails_when_the_port_build_leaves_tether_out(tmp_path, monkeypatch):
+    # The rp2 case: make succeeds, but the image was made from a stale manifest.
+    tree = tmp_path / "mp"
+    (tree / "ports").mkdir(parents=True)
+    monkeypatch.setattr(firmware, "workdir", lambda *a: tmp_path / "work")
+    cmds, manifest, _, build_dir, image, _ = firmware.plan("nano", tree, ("arduino",))
+    expected = [t for _, t in components.image(("arduino",))]
+    stale = build_dir / "frozen_content.c"
+    ran = []
+
+    def fake_make(names):
+        def run(cmd, env=None):
+            ran.append((cmd, stale.exists(), env.get("MAKEFLAGS")))
+            if cmd[-1] != "submodules" and "mpy-cross" not in cmd[2]:
+                build = _frozen_build(tmp_path / ("out%d" % len(ran)), names)[0]
+                build_dir.mkdir(parents=True, exist_ok=True)
+                stale.write_text((build / "sub" / "frozen_content.c").read_text())
+                image.write_bytes(b"image")
+            return subprocess.CompletedProcess(cmd, 0)
+
+        return run
+
+    build_dir.mkdir(parents=True)
+    stale.write_text("stale")
+    monkeypatch.setenv("MAKEFLAGS", " -- BOARD=nano")  # as under `make firmware`
+    monkeypatch.setattr(firmware.subprocess, "run", fake_make(["asyncio/core.py"]))
+    assert firmware.build("nano", tree) == 1  # make said yes; the check says no
+    assert ran[0][1] is False and ran[0][2] is None  # stale content gone; no MAKEFLAGS leak
+    assert manifest.read_text().startswith("# Generated by tools/firmware.py")
+    monkeypatch.setattr(firmware.subprocess, "run", fake_make(expected))
+    assert firmware.build("nano", tree) == 0
 
 
 def test_pem2der_converts_keys_and_certificates(tmp_path):
@@ -199,3 +369,19 @@ def test_pem2der_refuses_encrypted_keys_and_der_input(tmp_path):
     der = tmp_path / "k.der"
     der.write_bytes(b"\x30\x03\x02\x01\x00")
     assert pem2der.main([str(der)]) == 1
+
+
+def test_flash_per_component_adds_up_per_board():
+    from bench import flash
+
+    rows = {r["component"]: r for r in flash.mpy_rows()}
+    assert set(components.names()) < set(rows)
+    for cloud in components.clouds():
+        total = rows["core + " + cloud]
+        reqs = [r for r in components.evaluate("tether-" + cloud).requires if r != "tether"]
+        for board in flash.BOARDS:
+            parts = ["tether", "tether-" + cloud] + reqs
+            assert total[board] == sum(rows[p][board] for p in parts), (cloud, board)
+            fw = rows["core + %s + firmware" % cloud][board]
+            assert fw == total[board] + rows["tether-firmware"][board]
+        assert total["budget_kb"] == 90 and "within" in total

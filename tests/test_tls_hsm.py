@@ -28,7 +28,8 @@ MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 CLIENT_SCRIPT = r"""
 import asyncio, json, sys
-from tether import hsm, log, tlsctx
+from tether import creds, log
+import tether.arduino.ssl_params as ssl_params
 from tether.mqtt import MQTTClient
 
 a = json.loads(open(sys.argv[1]).read())
@@ -36,19 +37,10 @@ log.basicConfig(level=log.DEBUG)
 res = {"ok": False, "stage": "credentials"}
 got = []
 try:
-    if a["route"] == "ssl_params":
-        ctx = hsm.context_from_ssl_params(a["ssl_params"])
-    elif a["route"] == "arduino":  # the seed client's API: ssl_params with pkcs11: URIs
-        from tether.arduino import ArduinoCloudClient
-
-        cloud = ArduinoCloudClient(
-            a["client_id"], ssl_params=a["ssl_params"], server="127.0.0.1", port=a["port"]
-        )
-        ctx = cloud._tls_context()
+    if a["route"] == "ssl_params":  # the Arduino client's translation of the seed's API
+        ctx = ssl_params.context_from_ssl_params(a["ssl_params"], a["port"])
     else:
-        ctx = tlsctx.client_context(
-            cadata=open(a["ca"], "rb").read(), cert=open(a["cert"], "rb").read(), key=a["key"]
-        )
+        ctx = creds.tls_context(ca=a["ca"], cert=a["cert"], key=a["key"])
     res["stage"] = "connect"
 
     async def main():
@@ -111,7 +103,24 @@ def hsm_setup(tmp_path_factory):
     for cmd in steps:
         p = _run(cmd, env)
         assert p.returncode == 0, "%s failed:\n%s%s" % (cmd[0], p.stdout, p.stderr)
+    rsa_pem = d / "rsa.pk8.pem"  # a second key, RSA, for the RS256 signer
+    _run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+         + ["-out", str(rsa_pem)], env, check=True)  # fmt: skip
+    from cryptography.hazmat.primitives import serialization as ser
+
+    rsa_spki = (
+        ser.load_pem_private_key(rsa_pem.read_bytes(), None)
+        .public_key()
+        .public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    )
+    p = _run(
+        ["softhsm2-util", "--import", str(rsa_pem), "--token", TOKEN]
+        + ["--label", "rsa", "--id", "02", "--pin", PIN],
+        env,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
     key_pk8.unlink()  # from here on the key exists only inside the token
+    rsa_pem.unlink()
     tls = [
         "cafile %s" % pki["ca_cert_pem"],
         "certfile %s" % pki["server_cert_pem"],
@@ -122,6 +131,7 @@ def hsm_setup(tmp_path_factory):
     with mosquitto(extra_config=tls, tmp_dir=str(d)) as broker:
         s = Setup()
         s.pki, s.env, s.port, s.broker, s.dir = pki, env, broker.port, broker, d
+        s.rsa_spki = rsa_spki
         yield s
 
 
@@ -161,9 +171,9 @@ def test_token_key_authenticates_to_mosquitto_with_ssl_params(hsm_setup):
     assert PIN not in out  # the PIN is never printed, even at DEBUG
 
 
-def test_pkcs11_uri_with_pin_value_through_tlsctx(hsm_setup):
+def test_pkcs11_uri_with_pin_value_through_creds(hsm_setup):
     args = {
-        "route": "tlsctx",
+        "route": "creds",
         "ca": hsm_setup.pki["ca_cert_der"],
         "cert": hsm_setup.pki["device_cert_der"],
         "key": KEY_URI + "?pin-value=" + PIN,
@@ -196,9 +206,83 @@ def test_token_key_not_matching_the_certificate_is_refused(hsm_setup):
     assert "does not match the certificate" in res["message"], out
 
 
-def test_arduino_client_ssl_params_with_pkcs11_uris(hsm_setup):
-    args = {"route": "arduino", "ssl_params": ssl_params(hsm_setup)}
-    res, out = run_client(hsm_setup, args, "f")
-    assert res["ok"], out
-    assert res["received"] == ["signed in the token"], out
+SIGNER_SCRIPT = r"""
+import json, sys
+from tether import creds
+
+a = json.loads(open(sys.argv[1]).read())
+res = {}
+try:
+    s = creds.load_signer(a["uri"], module_path=a.get("module"), pin=a.get("pin"))
+    res["algorithm"] = s.algorithm
+    res["spki"] = s.public_key_der().hex()
+    res["sigs"] = [s.sign(m.encode()).hex() for m in a["messages"]]
+except Exception as exc:
+    res["error"] = type(exc).__name__
+    res["message"] = str(exc)
+print("RESULT " + json.dumps(res))
+"""
+
+
+def run_signer(setup, args, name):
+    argfile = setup.dir / ("signer-%s.json" % name)
+    argfile.write_text(json.dumps(args))
+    script = setup.dir / "hsm_signer.py"
+    script.write_text(SIGNER_SCRIPT)
+    p = _run([sys.executable, str(script), str(argfile)], setup.env)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:]), p.stdout + p.stderr
+    raise AssertionError("no RESULT:\n" + p.stdout + p.stderr)
+
+
+def test_pkcs11_signer_signs_es256_that_verifies_with_the_certificate_key(hsm_setup):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    messages = ["header.payload", "", "x" * 5000]
+    args = {"uri": KEY_URI, "module": MODULE, "pin": PIN, "messages": messages}
+    res, out = run_signer(hsm_setup, args, "es256")
+    assert "error" not in res, out
+    assert res["algorithm"] == "ES256"
+    with open(hsm_setup.pki["device_cert_der"], "rb") as f:
+        pub = x509.load_der_x509_certificate(f.read()).public_key()
+    spki = pub.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert bytes.fromhex(res["spki"]) == spki
+    for m, sig in zip(messages, res["sigs"]):
+        raw = bytes.fromhex(sig)
+        assert len(raw) == 64  # JWS form, not DER
+        der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int(raw[32:].hex(), 16))
+        pub.verify(der, m.encode(), ec.ECDSA(hashes.SHA256()))  # raises if it does not verify
     assert PIN not in out
+
+
+def test_pkcs11_signer_wrong_pin_and_missing_key(hsm_setup):
+    args = {"uri": KEY_URI, "module": MODULE, "pin": "wrong-5555", "messages": []}
+    res, out = run_signer(hsm_setup, args, "badpin")
+    assert res.get("error") == "HSMError" and "wrong PIN" in res["message"], out
+    assert "wrong-5555" not in out
+    args = {"uri": KEY_URI + "?pin-value=" + PIN, "module": MODULE, "messages": ["m"]}
+    res, out = run_signer(hsm_setup, args, "uripin")  # the PIN inside the URI works too
+    assert res.get("algorithm") == "ES256" and len(res["sigs"]) == 1, out
+    assert PIN not in out
+
+
+def test_pkcs11_signer_signs_rs256_with_an_rsa_token_key(hsm_setup):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    uri = "pkcs11:token=%s;object=rsa;type=private" % TOKEN
+    args = {"uri": uri, "module": MODULE, "pin": PIN, "messages": ["header.payload"]}
+    res, out = run_signer(hsm_setup, args, "rs256")
+    assert res.get("algorithm") == "RS256", out
+    spki = bytes.fromhex(res["spki"])
+    assert spki == hsm_setup.rsa_spki, out
+    pub = load_der_public_key(spki)
+    sig = bytes.fromhex(res["sigs"][0])
+    assert len(sig) == 256  # len(n): PKCS#1 v1.5, not DER
+    pub.verify(sig, b"header.payload", padding.PKCS1v15(), hashes.SHA256())

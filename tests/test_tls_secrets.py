@@ -15,7 +15,7 @@ from pathlib import Path
 LIB = Path(__file__).resolve().parent.parent / "lib" / "tether"
 
 SECRET = re.compile(
-    r"(^|_)(password|passwd|pwd|pass|secret|secret_key|pin|token|private_key|privkey|key_der)$",
+    r"(^|_)(password|passwd|pwd|pass|secret|secret_key|pin|token|private_key|privkey|key_der|key_b64|group_key_b64|sas_key)$",
     re.IGNORECASE,
 )
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}

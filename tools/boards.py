@@ -4,7 +4,8 @@
     python -m tools.boards get esp32 mpy_arch  -> xtensawin
     python -m tools.boards list
 
-Names are case-insensitive; short forms: esp32, portenta, nano, nano_rp2040.
+Names are case-insensitive; short forms: esp32, portenta, nano, nano_rp2040, unix (the unix
+port as a board: a frozen image that runs without hardware).
 """
 
 import argparse

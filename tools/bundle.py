@@ -1,12 +1,19 @@
-"""Precompiled bundles, deploys and the mip package, per board.
+"""Precompiled bundles, deploys, the mip packages and frozen images, per board and cloud.
 
-    python -m tools.bundle build BOARD [--out DIR]    .mpy bundle for the board's arch
+    python -m tools.bundle build BOARD [--out DIR] [--clouds arduino,azure]
     python -m tools.bundle deploy BOARD --port PORT [--settings F] [--app F] [--resume]
     python -m tools.bundle sizes                      bundle size per architecture
-    python -m tools.bundle package-json [--check]     write (or check) package.json
-    python -m tools.bundle firmware BOARD --mpy-dir DIR [--dry-run]   frozen image build
+    python -m tools.bundle package-json [--check]     write (or check) the mip package files
+    python -m tools.bundle firmware BOARD --mpy-dir DIR [--clouds a,b] [--dry-run]
 
-A bundle is what a board's filesystem needs: lib/tether/**.mpy and lib/tether_firmware.mpy
+What goes in comes from the components' manifests (manifests/<name>/manifest.py, read by
+tools/components.py): the core, the clouds asked for (default: the one the settings name,
+else arduino) with the building blocks they require, and the firmware. CPython-only
+modules (tether/hsm.py) are never in; the unix port's fakes only on the simulated board
+(`--resume`) and in the unix image.
+
+A bundle is what a board's filesystem needs: lib/tether/**.mpy, lib/tether_firmware.mpy and
+lib/tether_settings.mpy
 (compiled with mpy-cross for the board's architecture), plus boot.py and main.py as source
 (a board runs those two by name). `deploy` copies the bundle, tether_board.json (the
 board's defaults), the settings, their secrets and credential files and the app module
@@ -15,6 +22,7 @@ with one chained mpremote command, which prints each file as it goes.
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +35,13 @@ FIRMWARE = ROOT / "firmware"
 ARCHS = ("xtensawin", "armv7emdp", "armv6m")
 
 sys.path.insert(0, str(ROOT))
-from tools import boards  # noqa: E402
+from tools import boards, components  # noqa: E402
+
+DEFAULT_CLOUDS = ("arduino",)
+# mip package files at the top of the repository (urls relative to it): package.json is the
+# default (core + Arduino), package-core.json the core alone, package-<cloud>.json core +
+# that cloud. Each is self-contained: mip cannot follow a relative dependency.
+PACKAGE_JSON = "package.json"
 
 
 def _tool(name):
@@ -47,6 +61,23 @@ def library_modules():
     )
 
 
+def bundle_files(clouds=DEFAULT_CLOUDS, fakes=False):
+    """(source path, target path) of everything a bundle carries, from the manifests."""
+    return [(Path(src), target) for src, target in components.image(clouds, True, fakes)]
+
+
+def parse_clouds(text):
+    """ "arduino,azure" -> ("arduino", "azure"); None -> None."""
+    if text is None:
+        return None
+    names = tuple(c.strip().lower() for c in text.split(",") if c.strip())
+    known = components.clouds()
+    for c in names:
+        if c not in known:
+            raise ValueError("cloud %r has no component (one of: %s)" % (c, ", ".join(known)))
+    return names or DEFAULT_CLOUDS
+
+
 def compile_module(src, dst, arch, source_name):
     dst.parent.mkdir(parents=True, exist_ok=True)
     cmd = [_tool("mpy-cross"), "-march=" + arch, "-s", source_name, "-o", str(dst), str(src)]
@@ -55,28 +86,34 @@ def compile_module(src, dst, arch, source_name):
         raise RuntimeError("mpy-cross %s failed for %s:\n%s" % (arch, src, proc.stderr))
 
 
-def build(board, out=None, arch=None):
+def build(board, out=None, arch=None, clouds=None, fakes=False):
     """Build the bundle; returns (out_dir, {relative path: size})."""
     info = boards.load(board) if board else {"name": arch, "mpy_arch": arch}
     arch = arch or info["mpy_arch"]
     out = Path(out or ROOT / "build" / info["name"] / "bundle")
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
     sizes = {}
-    for rel in library_modules():
-        dst = out / "lib" / (rel[:-3] + ".mpy")
-        compile_module(LIB / rel, dst, arch, rel)
+    for src, target in bundle_files(clouds or DEFAULT_CLOUDS, fakes):
+        if target in ("boot.py", "main.py"):  # run by name: they stay source
+            shutil.copy(src, out / target)
+            sizes[target] = (out / target).stat().st_size
+            continue
+        dst = out / "lib" / (target[:-3] + ".mpy")
+        compile_module(src, dst, arch, target)
         sizes[str(dst.relative_to(out))] = dst.stat().st_size
-    dst = out / "lib" / "tether_firmware.mpy"
-    compile_module(FIRMWARE / "tether_firmware.py", dst, arch, "tether_firmware.py")
-    sizes["lib/tether_firmware.mpy"] = dst.stat().st_size
-    for name in ("boot.py", "main.py"):
-        shutil.copy(FIRMWARE / name, out / name)
-        sizes[name] = (out / name).stat().st_size
     if board:
         shutil.copy(Path(info["dir"]) / "board.json", out / "tether_board.json")
         sizes["tether_board.json"] = (out / "tether_board.json").stat().st_size
     return out, sizes
+
+
+def settings_cloud(settings):
+    """The cloud a settings file names (None: no file)."""
+    if not settings or not Path(settings).exists():
+        return None
+    return json.loads(Path(settings).read_text()).get("cloud", "arduino")
 
 
 def _settings_files(settings):
@@ -141,19 +178,25 @@ def deploy_command(port, out, extra, resume=False):
     return cmd
 
 
-def deploy(board, port, settings=None, app=None, resume=False, out=None):
-    out, sizes = build(board, out)
+def deploy(board, port, settings=None, app=None, resume=False, out=None, clouds=None):
+    """Build and copy. The bundle carries the settings' cloud (or `clouds`); the simulated
+    board (`resume`: the unix port) also gets the fake WiFi / RTC / SE05x it runs with."""
+    if clouds is None:
+        cloud = settings_cloud(settings)
+        clouds = (cloud,) if cloud else DEFAULT_CLOUDS
+    out, sizes = build(board, out, clouds=clouds, fakes=resume)
     extra = _settings_files(settings) if settings else []
     if app and Path(app).exists():
         extra.append((Path(app), "app.py"))
     total = sum(sizes.values()) + sum(Path(p).stat().st_size for p, _ in extra)
     print(
-        "deploying %d files (%d bytes) to %s: bundle for %s, %s"
+        "deploying %d files (%d bytes) to %s: bundle for %s (%s), %s"
         % (
             len(sizes) + len(extra),
             total,
             port,
             board,
+            ", ".join(clouds),
             ", ".join(r for _, r in extra) or "no settings/app",
         ),
         flush=True,
@@ -164,51 +207,64 @@ def deploy(board, port, settings=None, app=None, resume=False, out=None):
     return proc.returncode
 
 
-def sizes_by_arch():
+def sizes_by_arch(clouds=DEFAULT_CLOUDS):
+    """.mpy bytes of the bundle (core, clouds, firmware) per architecture."""
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ARCHS:
-            _, sizes = build(None, Path(tmp) / arch, arch)
+            _, sizes = build(None, Path(tmp) / arch, arch, clouds)
             result[arch] = sum(v for k, v in sizes.items() if k.endswith(".mpy"))
     return result
 
 
-def firmware_commands(board, mpy_dir):
-    """The commands that build a MicroPython image with boards/<B>/manifest.py frozen in."""
-    info = boards.load(board)
-    mpy_dir = Path(mpy_dir).resolve()
-    port_dir = mpy_dir / "ports" / info["port"]
-    manifest = Path(info["dir"]) / "manifest.py"
-    mb = "BOARD=" + info["micropython_board"]
-    return [
-        ["make", "-C", str(mpy_dir / "mpy-cross")],
-        ["make", "-C", str(port_dir), mb, "submodules"],
-        ["make", "-C", str(port_dir), mb, "FROZEN_MANIFEST=%s" % manifest],
-    ], port_dir / info["firmware_image"]
+def firmware(board, mpy_dir, dry_run=False, clouds=None, extra=(), submodules=True):
+    from tools import firmware as fw
+
+    return fw.build(board, mpy_dir, clouds or DEFAULT_CLOUDS, dry_run, extra, submodules)
 
 
-def firmware(board, mpy_dir, dry_run=False):
-    if not (Path(mpy_dir) / "ports").is_dir():
-        raise ValueError("MPY_DIR=%s is not a MicroPython checkout (no ports/)" % mpy_dir)
-    cmds, image = firmware_commands(board, mpy_dir)
-    for cmd in cmds:
-        print("+ " + " ".join(cmd), flush=True)
-        if not dry_run and subprocess.run(cmd).returncode != 0:
-            print(
-                "error: the port build failed (is the port's toolchain installed? see "
-                "docs/boards.md)",
-                file=sys.stderr,
-            )
-            return 1
-    print("image: %s" % image)
-    return 0
-
-
-def package_json():
+def package_json(clouds=DEFAULT_CLOUDS):
+    """The mip package for the core and `clouds` (no firmware, no fakes, nothing CPython)."""
     from tether import __version__
 
-    urls = [[rel, "lib/" + rel] for rel in library_modules()]
+    targets = components.library_targets(components.image(clouds, firmware=False))
+    urls = [[t, "lib/" + t] for t in sorted(targets)]
     return {"urls": urls, "deps": [], "version": __version__}
+
+
+def package_files():
+    """{file name at the top of the repository: package dict} for every mip package."""
+    files = {PACKAGE_JSON: package_json(DEFAULT_CLOUDS), "package-core.json": package_json(())}
+    for cloud in components.clouds():
+        files["package-%s.json" % cloud] = package_json((cloud,))
+    return files
+
+
+def write_package_files(check=False):
+    """Write (or check) every package file; returns the stale names."""
+    stale = []
+    for name, data in sorted(package_files().items()):
+        text = json.dumps(data, indent=2) + "\n"
+        path = ROOT / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print("wrote %s (%d modules)" % (name, len(data["urls"])))
+    known = set(package_files())
+    for path in ROOT.glob("package-*.json"):
+        if path.name not in known:
+            stale.append(path.name)  # a package of a component that is gone
+    return stale
+
+
+def _clouds_arg(ap):
+    ap.add_argument(
+        "--clouds",
+        default=os.environ.get("CLOUDS") or None,  # `make ... CLOUDS=arduino,azure`
+        help="comma-separated clouds (default: the settings' cloud, else arduino)",
+    )
 
 
 def main(argv=None):
@@ -217,43 +273,52 @@ def main(argv=None):
     b = sub.add_parser("build")
     b.add_argument("board")
     b.add_argument("--out")
+    _clouds_arg(b)
     d = sub.add_parser("deploy")
     d.add_argument("board")
     d.add_argument("--port", required=True)
     d.add_argument("--settings")
     d.add_argument("--app")
-    d.add_argument("--resume", action="store_true", help="skip the soft reset (simulated board)")
+    d.add_argument("--resume", action="store_true", help="the simulated board (unix port)")
+    _clouds_arg(d)
     sub.add_parser("sizes")
     f = sub.add_parser("firmware")
     f.add_argument("board")
     f.add_argument("--mpy-dir", required=True)
     f.add_argument("--dry-run", action="store_true")
+    f.add_argument("--no-submodules", action="store_true", help="skip `make submodules` (offline)")
+    _clouds_arg(f)
     p = sub.add_parser("package-json")
     p.add_argument("--check", action="store_true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []  # after "--": passed to the port's make (firmware), e.g. -j4 V=1
+    if "--" in argv:
+        extra = argv[argv.index("--") + 1 :]
+        argv = argv[: argv.index("--")]
     args = ap.parse_args(argv)
     sys.path.insert(0, str(LIB))
     try:
+        clouds = parse_clouds(getattr(args, "clouds", None))
         if args.cmd == "build":
-            out, sizes = build(args.board, args.out)
+            out, sizes = build(args.board, args.out, clouds=clouds)
             mpy = sum(v for k, v in sizes.items() if k.endswith(".mpy"))
             print("%s: %d files, %d bytes of .mpy -> %s" % (args.board, len(sizes), mpy, out))
         elif args.cmd == "deploy":
-            return deploy(args.board, args.port, args.settings, args.app, args.resume)
+            return deploy(
+                args.board, args.port, args.settings, args.app, args.resume, None, clouds
+            )
         elif args.cmd == "firmware":
-            return firmware(args.board, args.mpy_dir, args.dry_run)
+            submodules = not args.no_submodules
+            return firmware(args.board, args.mpy_dir, args.dry_run, clouds, extra, submodules)
         elif args.cmd == "sizes":
             for arch, n in sizes_by_arch().items():
                 print("%-10s %7d bytes" % (arch, n))
         else:
-            text = json.dumps(package_json(), indent=2) + "\n"
-            path = ROOT / "package.json"
-            if args.check:
-                if not path.exists() or path.read_text() != text:
-                    print("package.json is out of date: run python -m tools.bundle package-json")
-                    return 1
-                return 0
-            path.write_text(text)
-            print("wrote %s (%d modules)" % (path, len(package_json()["urls"])))
+            stale = write_package_files(args.check)
+            if stale:
+                names = ", ".join(stale)
+                print("out of date: %s: run python -m tools.bundle package-json" % names)
+                return 1
     except (ValueError, RuntimeError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
-# ruff: noqa: F821  (include/package/module are defined by MicroPython's manifestfile)
+# ruff: noqa: F821  (include/options are defined by MicroPython's manifestfile)
 # Frozen-image manifest for PORTENTA_H7: the port's own manifest, then Tether
-# (library + firmware). Used by `make BOARD=PORTENTA_H7 firmware MPY_DIR=...`
-# (FROZEN_MANIFEST=this file); see docs/boards.md. Paths are relative to this file.
+# (core, the clouds picked, firmware). Used by `make BOARD=PORTENTA_H7 firmware`
+# (tools/firmware.py generates a manifest that includes this one); see docs/boards.md.
+# Paths are relative to this file.
+options.defaults(clouds=("arduino",))  # tools.bundle firmware --clouds a,b passes others
 include("$(BOARD_DIR)/manifest.py")
-include("../../manifest.py")
+include("../../manifest.py", clouds=options.clouds)

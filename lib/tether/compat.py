@@ -41,3 +41,28 @@ else:
 
 
 __all__ = ["MICROPYTHON", "const", "ticks_ms", "ticks_add", "ticks_diff", "print_exception"]
+
+
+def unload_since(before):
+    """Drop the tether modules imported since `before` (a list of sys.modules names) again:
+    on a board, what only one step needed (building a TLS context, pairing) is freed before
+    the connection needs the RAM. Objects built meanwhile keep what they use alive."""
+    for name in list(sys.modules):
+        if name.startswith("tether.") and name not in before:
+            del sys.modules[name]
+            i = name.rfind(".")
+            try:
+                delattr(sys.modules[name[:i]], name[i + 1 :])
+            except (AttributeError, KeyError):
+                pass
+
+
+def build_once(fn, *args):
+    """fn(*args) for something built once; on MicroPython the tether modules it imported
+    are dropped again (unload_since). CPython keeps them: RAM is not short there."""
+    if not MICROPYTHON:
+        return fn(*args)
+    before = list(sys.modules)
+    out = fn(*args)
+    unload_since(before)
+    return out

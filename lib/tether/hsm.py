@@ -9,10 +9,9 @@ tests): OpenSSL signs the handshake through the PKCS#11 engine (Debian
                              module_path="/usr/lib/softhsm/libsofthsm2.so", pin="1234")
     client = MQTTClient(..., ssl=ctx, server_hostname="broker.example")
 
-or, with the parameter names of arduino-iot-cloud-py (`keyfile`, `certfile`, `cafile`,
-`cadata`, `verify_mode`, `ciphers`, `engine_path`, `module_path`, `pin`)::
-
-    ctx = hsm.context_from_ssl_params({"keyfile": "pkcs11:token=arduino;object=mykey", ...})
+or through tether.creds.tls_context(key="pkcs11:...") (what the firmware and the Arduino
+client's ssl_params use). `TokenKey(uri, ...)` signs arbitrary messages with a token key
+(tether.signer.Pkcs11Signer).
 
 How: the context is an ordinary `ssl.SSLContext`, so asyncio, the MQTT client and every
 verification setting of tether.tlsctx work unchanged. CPython's ssl module has no API for
@@ -35,7 +34,7 @@ import os
 import ssl
 
 from tether import log
-from tether.tlsctx import CredentialError
+from tether.errors import CredentialError
 
 _log = log.getLogger("hsm")
 
@@ -115,6 +114,17 @@ class _OpenSSL:
         self._sig(s, "SSL_CTX_use_certificate", ci, [vp, vp])
         self._sig(s, "SSL_CTX_use_certificate_ASN1", ci, [vp, ci, cp])
         self._sig(s, "SSL_CTX_check_private_key", ci, [vp])
+        sz = ctypes.c_size_t
+        self._sig(c, "EVP_MD_CTX_new", vp, [])
+        self._sig(c, "EVP_MD_CTX_free", None, [vp])
+        self._sig(c, "EVP_sha256", vp, [])
+        self._sig(c, "EVP_DigestSignInit", ci, [vp, vp, vp, vp, vp])
+        self._sig(c, "EVP_DigestSign", ci, [vp, cp, ctypes.POINTER(sz), cp, sz])
+        self._sig(c, "i2d_PUBKEY", ci, [vp, ctypes.POINTER(vp)])
+        # OpenSSL 3 renamed EVP_PKEY_base_id (now a macro) to EVP_PKEY_get_base_id
+        self.pkey_id = getattr(c, "EVP_PKEY_get_base_id", None) or c.EVP_PKEY_base_id
+        self.pkey_id.restype = ci
+        self.pkey_id.argtypes = [vp]
         if c.OpenSSL_version_num() != ssl.OPENSSL_VERSION_NUMBER:
             raise HSMError(
                 "ctypes found OpenSSL %#x but CPython's ssl uses %#x (%s)"
@@ -144,6 +154,9 @@ class _OpenSSL:
         # 'ENGINESDIR: "/usr/lib/x86_64-linux-gnu/engines-3"'
         return text.split('"')[1] if '"' in text else ""
 
+
+_EVP_PKEY_RSA = 6  # OpenSSL's NID_rsaEncryption
+_EVP_PKEY_EC = 408  # NID_X9_62_id_ecPublicKey
 
 _openssl = None
 _engines = {}  # (engine_path, module_path) -> ENGINE*, kept for the process lifetime
@@ -225,6 +238,10 @@ def _is_uri(x):
     return isinstance(x, str) and x.startswith("pkcs11:")
 
 
+def _module(module_path):
+    return module_path or os.environ.get("TETHER_PKCS11_MODULE") or DEFAULT_MODULE_PATH
+
+
 def use_token_key(ctx, key, cert, module_path=None, engine_path=None, pin=None):
     """Make ctx authenticate with the token's key `key` (a pkcs11: URI) and `cert`.
 
@@ -236,8 +253,7 @@ def use_token_key(ctx, key, cert, module_path=None, engine_path=None, pin=None):
         cert, cert_pin = split_pin(cert)
         uri_pin = uri_pin or cert_pin
     pin = uri_pin if pin is None else pin
-    module_path = module_path or os.environ.get("TETHER_PKCS11_MODULE") or DEFAULT_MODULE_PATH
-    e = _engine(engine_path or default_engine_path(), module_path)
+    e = _engine(engine_path or default_engine_path(), _module(module_path))
     raw = _ssl_ctx_pointer(ctx)
     c, s = lib.crypto, lib.ssl
     try:
@@ -252,9 +268,9 @@ def use_token_key(ctx, key, cert, module_path=None, engine_path=None, pin=None):
             done = s.SSL_CTX_use_certificate(raw, params.cert)
             c.X509_free(params.cert)
         else:
-            from tether.tlsctx import CERT_CMD, _der
+            from tether.certs import _der
 
-            der = _der(cert, "certificate", CERT_CMD)
+            der = _der(cert, "cert")
             done = s.SSL_CTX_use_certificate_ASN1(raw, len(der), der)
         if done != 1:
             raise CredentialError("certificate rejected by OpenSSL: %s" % lib.errors())
@@ -297,37 +313,71 @@ def client_context(
     return use_token_key(ctx, key, cert, module_path, engine_path, pin)
 
 
-def context_from_ssl_params(ssl_params):
-    """A context from arduino-iot-cloud-py style ssl_params (keyfile may be a pkcs11: URI)."""
-    p = dict(ssl_params)
-    cadata = p.get("cadata")
-    if p.get("cafile"):
-        with open(p["cafile"], "rb") as f:
-            cadata = f.read()
-    insecure = p.get("verify_mode", ssl.CERT_REQUIRED) == ssl.CERT_NONE
-    keyfile, certfile = p.get("keyfile"), p.get("certfile")
-    cert = certfile
-    if certfile and not _is_uri(certfile):
-        with open(certfile, "rb") as f:
-            cert = f.read()
-    if _is_uri(keyfile):
-        ctx = client_context(
-            cadata,
-            cert,
-            keyfile,
-            insecure,
-            p.get("module_path"),
-            p.get("engine_path"),
-            p.get("pin"),
-        )
-    else:
-        from tether import tlsctx
+class TokenKey:
+    """A private key in a PKCS#11 token that signs SHA-256 messages (tether.signer.Pkcs11Signer).
 
-        key = None
-        if keyfile:
-            with open(keyfile, "rb") as f:
-                key = f.read()
-        ctx = tlsctx.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
-    if p.get("ciphers"):
-        ctx.set_ciphers(p["ciphers"])
-    return ctx
+    algorithm: "ES256" (EC; sign() returns OpenSSL's DER ECDSA-Sig-Value) or "RS256"
+    (PKCS#1 v1.5). public_key_der(): SubjectPublicKeyInfo DER, as the token reports it.
+    """
+
+    def __init__(self, uri, module_path=None, pin=None, engine_path=None):
+        lib = _lib()
+        c = lib.crypto
+        uri, uri_pin = split_pin(uri)
+        pin = uri_pin if pin is None else pin
+        self.uri = uri
+        self._pkey = None
+        e = _engine(engine_path or default_engine_path(), _module(module_path))
+        try:
+            if pin is not None and c.ENGINE_ctrl_cmd_string(e, b"PIN", str(pin).encode(), 0) != 1:
+                raise HSMError("the PKCS#11 engine refused the PIN (value not shown)")
+            pkey = c.ENGINE_load_private_key(e, uri.encode(), None, None)
+            if not pkey:
+                raise HSMError(
+                    "key %s not found in the token (or wrong PIN): %s" % (uri, lib.errors())
+                )
+        finally:
+            c.ERR_clear_error()
+        self._pkey = pkey
+        kind = lib.pkey_id(pkey)
+        if kind == _EVP_PKEY_EC:
+            self.algorithm = "ES256"
+        elif kind == _EVP_PKEY_RSA:
+            self.algorithm = "RS256"
+        else:
+            raise HSMError("key %s: only EC and RSA token keys can sign (type %d)" % (uri, kind))
+
+    def sign(self, message):
+        lib = _lib()
+        c = lib.crypto
+        message = bytes(message)
+        md = c.EVP_MD_CTX_new()
+        n = ctypes.c_size_t(0)
+        try:
+            # the key carries its engine, so the token signs (OpenSSL only hashes)
+            ok = c.EVP_DigestSignInit(md, None, c.EVP_sha256(), None, self._pkey) == 1
+            ok = ok and c.EVP_DigestSign(md, None, ctypes.byref(n), message, len(message)) == 1
+            buf = ctypes.create_string_buffer(n.value)
+            ok = ok and c.EVP_DigestSign(md, buf, ctypes.byref(n), message, len(message)) == 1
+            if not ok:
+                raise HSMError("the token did not sign with %s: %s" % (self.uri, lib.errors()))
+            return buf.raw[: n.value]
+        finally:
+            c.EVP_MD_CTX_free(md)
+            c.ERR_clear_error()
+
+    def public_key_der(self):
+        c = _lib().crypto
+        n = c.i2d_PUBKEY(self._pkey, None)
+        if n <= 0:
+            c.ERR_clear_error()
+            raise HSMError("the token gave no public key for %s" % self.uri)
+        buf = ctypes.create_string_buffer(n)
+        p = ctypes.c_void_p(ctypes.addressof(buf))  # i2d writes there and moves p on
+        c.i2d_PUBKEY(self._pkey, ctypes.byref(p))
+        return buf.raw[:n]
+
+    def __del__(self):
+        if self._pkey and _openssl is not None:
+            _openssl.crypto.EVP_PKEY_free(self._pkey)
+            self._pkey = None

@@ -26,7 +26,7 @@ _MAX_RSA_BYTES = 512  # 4096-bit modulus: a bigger one would take minutes to use
 
 _DECRYPT = (
     "the key is encrypted; decrypt it on the host and store it unencrypted: "
-    "openssl pkey -in key.pem -out key-clear.pem"
+    "openssl pkey -in key.pem -out key-plain.pem"
 )
 
 

@@ -33,11 +33,12 @@ returns them with queue depth, drops and heap free in one dict, and `on_diagnost
 """
 
 import asyncio
-import random
 import sys
 
 from tether import log
 from tether.compat import const, print_exception, ticks_diff, ticks_ms
+from tether.hal.backoff import Backoff
+from tether.resolver import Resolver  # noqa: F401 (also tether.session.Resolver)
 
 try:
     import gc
@@ -55,7 +56,6 @@ BACKOFF = "backoff"
 STOPPED = "stopped"
 
 _STAGE_TIMEOUT_MS = const(30000)
-_DNS_TTL_MS = const(3600000)
 _CANCEL_ROUNDS = const(100)
 
 
@@ -120,72 +120,6 @@ def heap_free():
     return None
 
 
-class Resolver:
-    """DNS with a cache, asked only while the link has an address.
-
-    On MicroPython getaddrinfo blocks the loop (up to the resolver's timeout), so it runs
-    once per host per `ttl_ms`, never while the link is down, and not at all for a literal
-    IP address. `invalidate()` after a TCP failure makes the next round ask again.
-    """
-
-    def __init__(self, ttl_ms=_DNS_TTL_MS, getaddrinfo=None):
-        self.ttl_ms = ttl_ms
-        self._gai = getaddrinfo
-        self._cache = {}  # (host, port) -> (address, ticks_ms when resolved)
-        self.lookups = 0
-
-    def cached(self, host, port):
-        hit = self._cache.get((host, port))
-        if hit is not None and ticks_diff(ticks_ms(), hit[1]) < self.ttl_ms:
-            return hit[0]
-        return None
-
-    def invalidate(self, host=None, port=None):
-        if host is None:
-            self._cache = {}
-        else:
-            self._cache.pop((host, port), None)
-
-    async def resolve(self, host, port, link_up=None):
-        if _is_ip(host):
-            return host
-        hit = self.cached(host, port)
-        if hit is not None:
-            return hit
-        if link_up is not None and not link_up():
-            raise OSError(101, "DNS for %s: the link has no address" % host)
-        gai = self._gai
-        if gai is None:
-            import socket
-
-            gai = socket.getaddrinfo
-        await asyncio.sleep(0)  # let the loop run what is due before the blocking call
-        self.lookups += 1
-        info = gai(host, port, 2, 1)  # AF_INET, SOCK_STREAM: boards speak IPv4
-        if not info:
-            raise OSError(-2, "DNS: no address for %s" % host)
-        addr = info[0][-1]
-        ip = addr[0] if isinstance(addr, tuple) else _ntoa(addr)
-        self._cache[(host, port)] = (ip, ticks_ms())
-        return ip
-
-
-def _is_ip(host):
-    parts = host.split(".")
-    if len(parts) == 4:
-        for p in parts:
-            if not p.isdigit() or int(p) > 255:
-                return False
-        return True
-    return ":" in host  # IPv6 literal
-
-
-def _ntoa(addr):
-    # MicroPython returns a sockaddr as bytes: family(2) port(2) ipv4(4) ...
-    b = bytes(addr)
-    return "%d.%d.%d.%d" % (b[4], b[5], b[6], b[7])
-
-
 class Session:
     def __init__(
         self,
@@ -226,11 +160,13 @@ class Session:
         self.last_error = None
         self.last_failed_stage = None
         self.last_ready_ms = None  # ms from the start of the round to ready()
+        self.renewals = 0  # planned reconnects (credentials renewed before they expire)
         self.heap_min = None
         self._was_ready = False
         self._answered = False
         self._stop = False
-        self._backoff_ms = 0
+        self._planned = False  # the round ends by renew(): no backoff, not a failure
+        self._backoff = Backoff(backoff_min_ms, backoff_max_ms)
         self._round_t0 = 0
         self._wake = None
         self._counted = False
@@ -239,9 +175,10 @@ class Session:
 
     # ---- configuration -------------------------------------------------------------
 
-    def add_stage(self, name, fn, timeout_ms=_STAGE_TIMEOUT_MS):
-        """Run `await fn()` before every connect, bounded by timeout_ms."""
-        self.stages.append((name, fn, timeout_ms))
+    def add_stage(self, name, fn, timeout_ms=_STAGE_TIMEOUT_MS, first=False):
+        """Run `await fn()` before every connect, bounded by timeout_ms (first: before the
+        stages added so far, e.g. the firmware's "wifi")."""
+        self.stages.insert(0 if first else len(self.stages), (name, fn, timeout_ms))
 
     def dns_stage(self, host, port=0, link_up=None, on_address=None):
         """A stage that resolves `host` (cached) while the link is up; the address goes to
@@ -276,6 +213,16 @@ class Session:
         if self.guard is not None:
             self.guard.progress(what, quiet_ms)
 
+    def renew(self, close=True):
+        """End the connection as planned (fresh credentials): the next round starts at once,
+        without backoff, and counts in `renewals`, not as a failure or a lost connection.
+        close=False only marks the round: the caller closes it (after a DISCONNECT)."""
+        conn = self.conn
+        if conn is not None:
+            self._planned = True
+            if close:
+                conn.close()
+
     def stop(self):
         self._stop = True
         conn = self.conn
@@ -304,7 +251,10 @@ class Session:
                 self._round = None
             if self._stop:
                 break
-            await self._backoff()
+            if self._planned:
+                self._planned = False
+                continue
+            await self._wait_backoff()
         self.state = STOPPED
         self.stage = None
 
@@ -377,7 +327,9 @@ class Session:
             for t in (task, mon):
                 await _cancel_and_wait(t)
             self.conn = None
-        if self._was_ready:
+        if self._planned:
+            self.renewals += 1
+        elif self._was_ready:
             self.connection_lost += 1
         elif not self._counted:
             why = getattr(conn, "close_reason", None) or "connection closed"
@@ -439,14 +391,14 @@ class Session:
 
     def next_backoff_ms(self):
         """The next wait: doubles from backoff_min_ms to backoff_max_ms, jittered."""
+        b = self._backoff
         if self._was_ready:
-            self._backoff_ms = 0
-        d = self._backoff_ms * 2 if self._backoff_ms else self.backoff_min_ms
-        self._backoff_ms = min(d, self.backoff_max_ms)
-        # Jitter: a fleet that lost the broker together must not come back together.
-        return self._backoff_ms // 2 + random.getrandbits(16) * (self._backoff_ms // 2) // 65536
+            b.reset()
+        b.min_ms = self.backoff_min_ms  # plain attributes: tests and profiles set them
+        b.max_ms = self.backoff_max_ms
+        return b.next_ms()
 
-    async def _backoff(self):
+    async def _wait_backoff(self):
         wait = self.next_backoff_ms()
         self.state = BACKOFF
         # A round that failed with an answer (refused, unreachable, bad TLS) is the chain

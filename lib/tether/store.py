@@ -223,6 +223,7 @@ class Store:
         self._tail_size = 0
         self._bad_segs = []  # segments with a torn end: never appended to again
         self._noted = []  # (seg, pos) of damage already counted
+        self._uncommitted = False  # acknowledgements in RAM not yet in meta
         self._open()
 
     # ---- paths and meta -------------------------------------------------------------
@@ -261,6 +262,7 @@ class Store:
         return 0, 1, []
 
     def _commit_meta(self):
+        self._uncommitted = False
         body = _META_MAGIC + struct.pack("<IIH", self._ack_low, self._next_seq, len(self._acked))
         for s in self._acked:
             body += struct.pack("<I", s)
@@ -563,8 +565,12 @@ class Store:
             return e
         return None
 
-    def ack(self, seq):
-        """Entry `seq` was delivered: it is removed for good (also across a reboot)."""
+    def ack(self, seq, commit=True):
+        """Entry `seq` was delivered: it is removed for good (also across a reboot).
+
+        commit=False batches: the acknowledgement holds in RAM at once and reaches flash
+        with the next commit() (or committing ack); a power cut before that delivers the
+        batch again (at least once), one meta-file write per batch instead of per entry."""
         if seq >= self._next_seq or self._acked_seq(seq):
             return False
         rec = None
@@ -583,8 +589,16 @@ class Store:
                 self._forget(rec[5])
         self._acked.append(seq)
         self._advance()
-        self._commit_meta()
+        if commit:
+            self._commit_meta()
+        else:
+            self._uncommitted = True
         return True
+
+    def commit(self):
+        """Write batched acknowledgements (ack(seq, False)) to flash; nothing if none."""
+        if self._uncommitted:
+            self._commit_meta()
 
     # ---- counters ------------------------------------------------------------------
 
@@ -615,63 +629,20 @@ class Store:
         }
 
     def close(self):
+        self.commit()
         if self._tail is not None:
             self._tail.close()
             self._tail = None
 
 
-class StateOutbox:
-    """The store as a cloud profile with last-value variables uses it (tether.arduino).
+def __getattr__(name):
+    # The Arduino client's outbox became tether.cloud.outbox.Outbox (entries carry their
+    # channel); the old name still builds one, so an app written for it keeps working.
+    if name == "StateOutbox":
+        from tether.cloud.outbox import Outbox
 
-    A variable's latest unacknowledged value is kept on flash under its name, so a value
-    changed while offline survives a reboot; a newer value replaces the queued one.
-
-        outbox = StateOutbox(Store("/flash/outbox"))
-        if outbox.needs(name, gen): outbox.save(name, gen, pack)   # on a local change
-        outbox.delivered(name, gen)                                  # after its PUBACK
-        await outbox.replay(publish)       # once connected: what an earlier boot queued
-
-    `gen` is the variable's change counter: delivered(name, gen) removes the saved value
-    only if it is not newer than what was acknowledged.
-    """
-
-    def __init__(self, store):
-        self.store = store
-        self._mine = {}  # key -> (gen, seq) saved during this boot
-
-    def needs(self, key, gen):
-        m = self._mine.get(key)
-        return m is None or m[0] != gen
-
-    def save(self, key, gen, payload):
-        self._mine[key] = (gen, self.store.put_state(key, payload))
-
-    def delivered(self, key, gen):
-        m = self._mine.get(key)
-        if m is not None and m[0] <= gen:
-            self.store.ack(m[1])
-            del self._mine[key]
-
-    def leftovers(self):
-        """Entries queued by an earlier boot that this boot has not replaced, in order."""
-        mine = [m[1] for m in self._mine.values()]
-        for e in self.store.pending():
-            if e.seq not in mine:
-                yield e
-
-    async def replay(self, publish):
-        """Publish (and ack after each acknowledgement) the leftovers; returns how many."""
-        n = 0
-        while True:
-            e = None
-            for x in self.leftovers():
-                e = x
-                break
-            if e is None:
-                return n
-            await publish(e.payload)
-            self.store.ack(e.seq)
-            n += 1
+        return Outbox
+    raise AttributeError(name)
 
 
 async def forward(store, publish):

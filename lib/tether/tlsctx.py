@@ -6,213 +6,39 @@ accepts on either interpreter. It exists because the defaults are traps: on Micr
 Here the server's certificate and host name are always checked unless the caller passes
 ``insecure=True``, and such a context logs a warning every time it wraps a connection.
 
-Credentials are DER bytes (what MicroPython's mbedTLS binding takes). CPython also takes
-PEM. Everything is checked before the first connection, so a wrong file fails here with a
+Credentials are DER or unencrypted PEM bytes on both interpreters (the PEM armour is
+decoded here; mbedTLS gets DER). Files, SE05x and PKCS#11 references are tether.creds' job.
+Everything is checked before the first connection, so a wrong file fails here with a
 message that says what to do instead of as an alert in the middle of a handshake.
 """
 
 from tether import log
 from tether.compat import MICROPYTHON
+from tether.errors import CredentialError  # noqa: F401 (re-exported: older imports use it)
 
 _log = log.getLogger("tls")
 
-KEY_CMD = "openssl ec -in key.pem -outform DER -out key.der"
-CERT_CMD = "openssl x509 -in cert.pem -outform DER -out cert.der"
-
-# DER object identifiers (tag + length + value) of the two key algorithms we look into.
-_OID_EC = b"\x06\x07\x2a\x86\x48\xce\x3d\x02\x01"  # 1.2.840.10045.2.1 id-ecPublicKey
-_OID_RSA = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # 1.2.840.113549.1.1.1
-
-
-class CredentialError(ValueError):
-    """A certificate or key that cannot work; the message says what to fix."""
-
-
-# --- a bounded DER reader: just enough to tell a key from a certificate and match them ---
-
-
-def _tlv(buf, pos, end):
-    """(tag, value_start, value_end) of the item at pos; ValueError if it overruns end."""
-    if pos + 2 > end:
-        raise ValueError("truncated")
-    tag = buf[pos]
-    n = buf[pos + 1]
-    pos += 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 3 or pos + k > end:
-            raise ValueError("bad length")
-        n = 0
-        for i in range(k):
-            n = (n << 8) | buf[pos + i]
-        pos += k
-    if pos + n > end:
-        raise ValueError("length past end")
-    return tag, pos, pos + n
+# The checks and the PEM decoder live in tether.certs (with tether.der), imported on first
+# use: a context from DER CAs alone (a password device) loads neither. Still reachable here.
+_FROM_CERTS = (
+    "CERT_CMD",
+    "KEY_CMD",
+    "cert_spki",
+    "check_ca",
+    "check_pair",
+    "conversion_command",
+    "decrypt_command",
+    "is_pem",
+    "pem_to_der",
+)
 
 
-def _children(buf, start, end):
-    """List of (tag, value_start, value_end) inside a constructed item."""
-    out = []
-    while start < end:
-        t, s, e = _tlv(buf, start, end)
-        out.append((t, s, e))
-        start = e
-    return out
+def __getattr__(name):
+    if name in _FROM_CERTS:
+        from tether import certs
 
-
-def _whole(buf):
-    """The children of the one SEQUENCE that must fill buf exactly."""
-    t, s, e = _tlv(buf, 0, len(buf))
-    if t != 0x30 or e != len(buf):
-        raise ValueError("not one DER SEQUENCE")
-    return _children(buf, s, e)
-
-
-def _int_bytes(buf, s, e):
-    while s < e - 1 and buf[s] == 0:
-        s += 1
-    return bytes(buf[s:e])
-
-
-def _sec1_public(buf, items):
-    # ECPrivateKey ::= SEQUENCE { version 1, privateKey OCTET STRING, [0] params, [1] pub }
-    if len(items) < 2 or items[0][0] != 0x02 or items[1][0] != 0x04 or items[1][2] == items[1][1]:
-        raise ValueError("not an EC private key")
-    for t, s, e in items[2:]:
-        if t == 0xA1:
-            bt, bs, be = _tlv(buf, s, e)
-            if bt == 0x03 and be > bs:
-                return bytes(buf[bs + 1 : be])
-    return None  # no public key stored: the pair cannot be checked without EC arithmetic
-
-
-def _key_public(buf):
-    """The public key a DER private key carries (EC point or RSA modulus), or None."""
-    items = _whole(buf)
-    if len(items) < 2 or items[0][0] != 0x02:
-        raise ValueError("no version")
-    t = items[1][0]
-    if t == 0x04:  # SEC1, what `openssl ec -outform DER` writes
-        return _sec1_public(buf, items)
-    if t == 0x02:  # PKCS#1 RSAPrivateKey: version, modulus, ...
-        return _int_bytes(buf, items[1][1], items[1][2])
-    if t == 0x30 and len(items) >= 3 and items[2][0] == 0x04:  # PKCS#8 wrapping one of them
-        alg = bytes(buf[items[1][1] : items[1][2]])
-        inner = bytes(buf[items[2][1] : items[2][2]])
-        if alg.startswith(_OID_EC):
-            return _sec1_public(inner, _whole(inner))
-        if alg.startswith(_OID_RSA):
-            return _key_public(inner)
-        return None
-    raise ValueError("not a private key")
-
-
-def _cert_public(buf):
-    """The public key in a DER certificate, in the form _key_public returns."""
-    items = _whole(buf)
-    if len(items) != 3 or items[0][0] != 0x30:
-        raise ValueError("not a certificate")
-    tbs = _children(buf, items[0][1], items[0][2])
-    if tbs and tbs[0][0] == 0xA0:  # explicit version
-        tbs = tbs[1:]
-    # serial, signature alg, issuer, validity, subject, subjectPublicKeyInfo
-    if len(tbs) < 6 or tbs[5][0] != 0x30:
-        raise ValueError("not a certificate")
-    spki = _children(buf, tbs[5][1], tbs[5][2])
-    if len(spki) != 2 or spki[1][0] != 0x03:
-        raise ValueError("no public key")
-    alg = bytes(buf[spki[0][1] : spki[0][2]])
-    bits = buf[spki[1][1] + 1 : spki[1][2]]
-    if alg.startswith(_OID_RSA):
-        rsa = _whole(bytes(bits))
-        return _int_bytes(bits, rsa[0][1], rsa[0][2])
-    return bytes(bits)
-
-
-# --- checking what the caller passed ---
-
-
-def _is_pem(data):
-    if isinstance(data, str):
-        return "-----BEGIN" in data[:64]
-    return b"-----BEGIN" in bytes(data[:64])
-
-
-def _as_bytes(data, what):
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    if isinstance(data, str) and not _is_pem(data):
-        raise CredentialError(
-            "%s: expected DER bytes, got a str (a file name?); pass open(path, 'rb').read()" % what
-        )
-    raise CredentialError("%s: expected bytes, got %s" % (what, type(data).__name__))
-
-
-def _pem_text(data):
-    return data if isinstance(data, str) else bytes(data).decode("ascii", "replace")
-
-
-def pem_blocks(data, what="PEM data"):
-    """The DER bytes of every PEM block in data (a CA bundle holds several). CPython only."""
-    from binascii import a2b_base64
-
-    text = _pem_text(data)
-    if "ENCRYPTED" in text:
-        raise CredentialError("%s is encrypted; store it unencrypted (%s)" % (what, KEY_CMD))
-    out = []
-    body = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("-----BEGIN"):
-            body = []
-        elif line.startswith("-----END"):
-            if body is not None:
-                try:
-                    out.append(a2b_base64("".join(body)))
-                except ValueError:
-                    raise CredentialError("%s looks like PEM but its base64 is corrupt" % what)
-            body = None
-        elif body is not None:
-            body.append(line)
-    if not out:
-        raise CredentialError("%s looks like PEM but has no complete block" % what)
-    return out
-
-
-def _der(data, what, cmd):
-    """DER bytes from data; PEM is converted on CPython and refused on MicroPython."""
-    if _is_pem(data):
-        if MICROPYTHON:
-            if "RSA PRIVATE KEY" in _pem_text(data[:64]):
-                cmd = "openssl pkey -in key.pem -outform DER -out key.der"
-            raise CredentialError(
-                "%s is PEM but this port needs DER; convert it with: %s" % (what, cmd)
-            )
-        return pem_blocks(data, what)[0]
-    return _as_bytes(data, what)
-
-
-def check_ca(der):
-    """Raise CredentialError unless der is one DER certificate."""
-    try:
-        _cert_public(der)
-    except ValueError:
-        raise CredentialError("CA certificate is not a valid DER certificate (corrupt file?)")
-
-
-def check_pair(cert_der, key_der):
-    """Raise CredentialError unless cert and key parse and belong together."""
-    try:
-        cert_pub = _cert_public(cert_der)
-    except ValueError:
-        raise CredentialError("certificate is not a valid DER certificate (corrupt file?)")
-    try:
-        key_pub = _key_public(key_der)
-    except ValueError:
-        raise CredentialError("key is corrupt: not a valid DER private key")
-    if key_pub is not None and key_pub != cert_pub:
-        raise CredentialError("key does not match the certificate (wrong key file?)")
+        return getattr(certs, name)
+    raise AttributeError(name)
 
 
 # --- the contexts ---
@@ -254,35 +80,42 @@ def _ca_list(cadata):
 def client_context(cadata=None, cert=None, key=None, insecure=False):
     """An SSL context for asyncio.open_connection(ssl=...), on MicroPython or CPython.
 
-    cadata: DER bytes of the root CA, or a list of them (each is trusted).
-    cert, key: the device's DER certificate and private key, for mutual TLS; both or none.
-        On CPython either may also be PEM, and key may be a ``pkcs11:`` URI (tether.hsm).
+    cadata: the root CA as DER or PEM bytes, or a list of them (each is trusted; a PEM
+        bundle adds every certificate in it).
+    cert, key: the device's certificate and private key (DER or unencrypted PEM bytes), for
+        mutual TLS; both or none. Files, SE05x and PKCS#11 keys: tether.creds.tls_context.
     insecure: skip server verification. Never for production; warns at every connect.
     """
     if (cert is None) != (key is None):
         raise CredentialError("cert and key go together: pass both or neither")
-    if isinstance(key, str) and key.startswith("pkcs11:"):
-        if MICROPYTHON:
-            raise CredentialError("pkcs11: keys need CPython with the hsm extra")
-        from tether import hsm
-
-        return hsm.client_context(cadata=cadata, cert=cert, key=key, insecure=insecure)
+    if isinstance(key, str) and key.startswith(("pkcs11:", "se05x:")):
+        # creds sits above tlsctx and dispatches these (tlsctx imports neither hsm nor SE)
+        raise CredentialError(
+            "key %s is a token reference: build the context with "
+            "tether.creds.tls_context(ca=..., cert=..., key=...)" % key.split(";")[0]
+        )
     cas = []
     for c in _ca_list(cadata):
-        if _is_pem(c) and not MICROPYTHON:
-            cas.extend(pem_blocks(c, "CA certificate"))  # a bundle: every root in it
+        if isinstance(c, (bytes, bytearray, memoryview)) and c and c[0] == 0x30:
+            cas.append(bytes(c))  # DER: mbedTLS / OpenSSL parse it and refuse a bad one
         else:
-            cas.append(_der(c, "CA certificate", CERT_CMD))
-    for c in cas:
-        check_ca(c)
+            from tether import certs
+
+            if certs.is_pem(c):
+                for d in certs.pem_to_der(c, "ca"):  # a bundle: every root in it
+                    certs.check_ca(d)
+                    cas.append(d)
+            else:
+                certs.check_ca(certs._as_bytes(c, "CA certificate"))  # raises, saying why
     if cert is not None:
-        cert = _der(cert, "certificate", CERT_CMD)
-        key = _der(key, "key", KEY_CMD)
-        check_pair(cert, key)
+        from tether import certs
+
+        cert = certs._der(cert, "cert")
+        key = certs._der(key, "key")
+        certs.check_pair(cert, key)
     if not cas and not insecure and MICROPYTHON:
         raise CredentialError(
-            "no CA certificate: pass cadata (DER; MicroPython has no system store) "
-            "or insecure=True"
+            "no CA certificate: pass cadata (MicroPython has no system store) or insecure=True"
         )
     if MICROPYTHON:
         return _mp_context(cas, cert, key, insecure)
@@ -347,25 +180,6 @@ class _MPContext:
         )
 
 
-def _key_pem_label(der):
-    """The PEM label OpenSSL expects for this DER key layout."""
-    items = _whole(der)
-    t = items[1][0]
-    if t == 0x04:
-        return "EC PRIVATE KEY"
-    if t == 0x02:
-        return "RSA PRIVATE KEY"
-    return "PRIVATE KEY"
-
-
-def _to_pem(der, label):
-    from binascii import b2a_base64
-
-    b64 = b2a_base64(der).decode().replace("\n", "")
-    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
-    return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, "\n".join(lines), label)
-
-
 def _cpython_context(cas, cert, key, insecure):
     import ssl
 
@@ -383,7 +197,10 @@ def _cpython_context(cas, cert, key, insecure):
     if not cas and not insecure:
         ctx.load_default_certs()
     if cert is not None:
-        load_cert_chain_bytes(ctx, _to_pem(cert, "CERTIFICATE"), _to_pem(key, _key_pem_label(key)))
+        from tether.certs import _key_pem_label
+        from tether.der import pem_encode as pem
+
+        load_cert_chain_bytes(ctx, pem("CERTIFICATE", cert), pem(_key_pem_label(key), key))
     return ctx
 
 

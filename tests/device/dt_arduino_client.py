@@ -657,18 +657,19 @@ def test_timezone_period_end_asks_for_last_values_again():
         last_values=[{"n": "tz_offset", "v": 7200}, {"n": "tz_dst_until", "v": now + 1000}],
     )
     client = make(cloud)
-    client.register("a", value=1)  # nothing uninitialised: no last values asked at first
+    client.register("a", value=1)  # nothing uninitialised: asked once, at attach
 
     async def body():
         task = await start(client)
-        await asyncio.sleep(0.05)
-        assert cloud.sent("/shadow/o") == []
+        await asyncio.sleep(0.15)  # LAST_VALUES_MS passes: nothing unset, not asked again
+        assert len(cloud.sent("/shadow/o")) == 1
         cloud.send_command(0x010900, [3600, now - 1])  # this timezone period is over
+        await until(lambda: client["tz_offset"] == 3600)
         await until(lambda: client["tz_offset"] == 7200)
         await stop(client, task)
 
     run(body())
-    assert len(cloud.sent("/shadow/o")) == 1
+    assert len(cloud.sent("/shadow/o")) == 2  # at attach, then for the new period
     assert client["tz_dst_until"] == now + 1000
 
 
@@ -746,67 +747,72 @@ def test_last_values_update_with_a_bad_record_still_initialises_the_others():
     assert client.counters["bad_records"] == 1 and client.counters["bad_messages"] == 1
 
 
-class _RecordingContext:
-    """Stands in for a native SSLContext: it takes any attribute, like the Portenta's."""
-
-
-def _recording_client_context(calls):
-    def fake(cadata=None, cert=None, key=None, insecure=False):
-        ctx = _RecordingContext()
-        ctx.kw = {"cadata": cadata, "cert": cert, "key": key, "insecure": insecure}
-        calls.append(ctx)
-        if insecure:
-            outer = _RecordingContext()  # tlsctx's insecure wrapper holds the native one
-            outer._ctx = ctx
-            return outer
-        return ctx
-
-    return fake
-
-
-def _tls_with(ssl_params, **kw):
-    from tether import tlsctx
-
+def test_ssl_params_become_the_tls_context_of_the_one_mqtt_client():
+    # The translation itself is tether.arduino.ssl_params' (dt_arduino_ssl_params.py); here:
+    # the client asks for it once, at its first connect, and the MQTT client keeps it.
+    cloud = FakeCloud(THING)
+    client = make(cloud)
     calls = []
-    real = tlsctx.client_context
-    tlsctx.client_context = _recording_client_context(calls)
-    try:
-        client = ArduinoCloudClient(device_id=DEV, ssl_params=ssl_params, **kw)
-        returned = client._tls_context()
-    finally:
-        tlsctx.client_context = real
-    assert len(calls) == 1, calls
-    return client, returned, calls[0]
+    real = client.tls_context
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    client.tls_context = counting
+
+    async def body():
+        task = await start(client)
+        cloud.kill()
+        await until(lambda: cloud.connects == 2 and client.connected)
+        await stop(client, task)
+
+    run(body())
+    assert calls == [1] and cloud.factories == 1
+    assert cloud.conn.kw["ssl"] is not None
 
 
-def test_se05x_sign_callback_from_the_firmware_reaches_the_tls_context():
-    # What firmware/tether_firmware.py passes for an SE05x key: DER bytes of the
-    # certificate, the SE05x reference key as bytes, and the signing hook.
-    def hook(digest):
-        return b"sig"
-
-    cert = b"\x30\x03cer"
-    key = b"\x30\x03key"
-    params = {"certfile": cert, "keyfile": key, "ecdsa_sign_callback": hook}
-    client, ctx, native = _tls_with(params)
-    assert client.port == 8885  # certificate authentication
-    assert ctx is native and native.ecdsa_sign_callback is hook
-    assert native.kw["cert"] is cert and native.kw["key"] is key
-    assert native.kw["cadata"] and not native.kw["insecure"]
-    # Insecure (a test broker): the hook still lands on the native context.
-    params["insecure"] = True
-    client, ctx, native = _tls_with(params)
-    assert ctx._ctx is native and native.ecdsa_sign_callback is hook
-    assert native.kw["insecure"]
+# -- offline cloud writes (last values at every reconnect; cloud wins on sync) -------------------
 
 
-def test_key_and_certificate_given_as_bytes_are_used_as_they_are():
-    cert = b"\x30\x03cer"
-    key = b"\x30\x03key"
-    ca = b"\x30\x02ca"
-    client, ctx, native = _tls_with({"certfile": cert, "keyfile": key, "cadata": ca})
-    assert ctx is native and not hasattr(native, "ecdsa_sign_callback")
-    assert native.kw == {"cadata": ca, "cert": cert, "key": key, "insecure": False}
-    # Password authentication: no client certificate at all.
-    client, ctx, native = _tls_with({"cadata": ca}, username=DEV, password="pw")
-    assert native.kw == {"cadata": ca, "cert": None, "key": None, "insecure": False}
+def test_a_cloud_write_made_while_offline_reaches_on_write_after_reconnect():
+    cloud = FakeCloud(THING, legacy=False, last_values=[{"n": "sw", "vb": False}])
+    client = make(cloud)
+    seen = []
+    client.register("sw", value=False, on_write=lambda c, v: seen.append(v))
+    client.register("led", value=False)  # read-only: the cloud's value never wins
+
+    async def body():
+        task = await start(client)
+        await until(lambda: not client.records["sw"].dirty and cloud.pushes())
+        cloud.refuse_connects = 2
+        cloud.kill()  # offline; meanwhile the dashboard writes to the shadow
+        cloud.last_values = [{"n": "sw", "vb": True}, {"n": "led", "vb": True}]
+        await until(lambda: cloud.connects >= 4 and client.connected)
+        await until(lambda: seen)
+        await stop(client, task)
+
+    run(body())
+    assert seen == [True] and client["sw"] is True
+    assert client["led"] is False
+    assert len(cloud.sent("/c/up")) >= 6  # LastValuesBegin asked on both attaches
+
+
+def test_a_local_change_not_yet_acknowledged_wins_over_last_values():
+    cloud = FakeCloud(THING, legacy=False, last_values=[{"n": "sw", "vb": False}])
+    client = make(cloud)
+    seen = []
+    client.register("sw", value=False, on_write=lambda c, v: seen.append(v))
+
+    async def body():
+        task = await start(client)
+        await until(lambda: cloud.pushes())
+        cloud.fail_publishes = 1  # the next push dies in flight: sw stays dirty
+        client["sw"] = True
+        await until(lambda: cloud.lost)
+        assert client.records["sw"].dirty
+        await until(lambda: cloud.pushed_values().get("sw") is True)
+        await stop(client, task)
+
+    run(body())
+    assert seen == [] and client["sw"] is True  # the cloud's older False did not win

@@ -91,9 +91,10 @@ async def _handshake(broker, first=True):
     broker.send(puback(pid))
     broker.send(publish("/a/d/%s/c/dw" % DEV, cbor.dumps(Tag(0x010400, [THING])), qos=0))
     await _sub(broker, "/a/t/%s/e/i" % THING)
+    # Last values at every attach (a dashboard write made while offline arrives).
+    pid, _ = await _pub(broker, "/a/d/%s/c/up" % DEV, H("da0001050080"))
+    broker.send(puback(pid))
     if first:
-        pid, _ = await _pub(broker, "/a/d/%s/c/up" % DEV, H("da0001050080"))
-        broker.send(puback(pid))
         pack = senml.encode([{"n": "level", "v": 3}])
         broker.send(publish("/a/d/%s/c/dw" % DEV, cbor.dumps(Tag(0x010600, [pack])), qos=0))
 

@@ -1,4 +1,4 @@
-"""tether.creds: DER files, PEM refused with the exact command, SE05x references.
+"""tether.creds: DER and PEM sources, encrypted PEM refused with the command, SE05x references.
 
 The certificates are a fixed throwaway set valid 2020-2120 (a CA and a device whose
 certificate is 497 bytes: longer than the 412-byte slot older code assumed).
@@ -8,7 +8,8 @@ import os
 from binascii import b2a_base64, hexlify, unhexlify
 
 from harness import raises
-from tether import creds
+from tether import creds, tlsctx
+from tether.compat import MICROPYTHON
 from tether.hal import se05x
 from tether.hal.fake_se05x import FakeSE05x
 from tether.tlsctx import CredentialError
@@ -90,35 +91,71 @@ def test_no_credentials_means_basic_auth():
     assert creds.load_credentials(_settings(d, ca="ca.der")) == {"cadata": CA_DER}
 
 
-def test_pem_key_is_refused_with_the_exact_conversion_command():
-    d = _dir({"key.pem": _pem(KEY_DER, "EC PRIVATE KEY"), "cert.der": CERT_DER})
-    exc = raises(
-        CredentialError, creds.load_credentials, _settings(d, key="key.pem", cert="cert.der")
+def test_pem_files_load_as_the_same_der():
+    d = _dir(
+        {
+            "key.pem": _pem(KEY_DER, "EC PRIVATE KEY"),
+            "cert.pem": _pem(CERT_DER, "CERTIFICATE"),
+            "ca.pem": _pem(CA_DER, "CERTIFICATE"),
+        }
     )
-    msg = str(exc)
-    assert "openssl ec -in %s/key.pem -outform DER -out %s/key.der" % (d, d) in msg, msg
-    assert "tools.pem2der" in msg
-    assert KEY_B64[:16] not in msg  # never the secret itself
+    kw = creds.load_credentials(_settings(d, key="key.pem", cert="cert.pem", ca="ca.pem"))
+    assert kw == {"cadata": CA_DER, "cert": CERT_DER, "key": KEY_DER}
+    assert creds.make_context(kw) is not None
 
 
-def test_pem_under_a_der_name_is_refused_too():
-    d = _dir({"key.der": _pem(KEY_DER, "PRIVATE KEY"), "cert.der": CERT_DER})
+def test_pem_under_a_der_name_loads_too():
+    d = _dir({"key.der": _pem(KEY_DER, "EC PRIVATE KEY"), "cert.der": CERT_DER})
+    kw = creds.load_credentials(_settings(d, key="key.der", cert="cert.der"))
+    assert kw["key"] == KEY_DER
+
+
+def test_a_source_may_be_a_path_der_or_pem_bytes_or_text():
+    d = _dir({"key.der": KEY_DER, "key.pem": _pem(KEY_DER, "EC PRIVATE KEY")})
+    pem = _pem(KEY_DER, "EC PRIVATE KEY")
+    for src in (d + "/key.der", "key.pem", KEY_DER, bytearray(KEY_DER), pem, pem.encode()):
+        assert creds.load_key(src, base_dir=d) == KEY_DER, src
+    assert creds.load_cert(_pem(CERT_DER, "CERTIFICATE")) == CERT_DER
+    # "EC PARAMETERS" before the key, as `openssl ecparam -genkey` writes it
+    params = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+    assert creds.load_key(params + pem) == KEY_DER
+
+
+def test_a_pem_bundle_gives_every_ca_and_lists_mix_sources():
+    d = _dir({"ca.der": CA_DER})
+    bundle = _pem(CERT_DER, "CERTIFICATE") + _pem(CA_DER, "CERTIFICATE")
+    assert creds.load_ca(bundle) == [CERT_DER, CA_DER]
+    assert creds.load_ca(["ca.der", bundle.encode()], base_dir=d) == [CA_DER, CERT_DER, CA_DER]
+    d = _dir({"bundle.pem": bundle})
+    kw = creds.load_credentials(_settings(d, ca="bundle.pem"))
+    assert kw == {"cadata": [CERT_DER, CA_DER]}
+
+
+def test_encrypted_pem_key_is_refused_with_the_command_that_decrypts_it():
+    enc = _pem(KEY_DER, "ENCRYPTED PRIVATE KEY")
+    d = _dir({"key.pem": enc, "cert.der": CERT_DER})
     msg = str(
         raises(
-            CredentialError, creds.load_credentials, _settings(d, key="key.der", cert="cert.der")
+            CredentialError, creds.load_credentials, _settings(d, key="key.pem", cert="cert.der")
         )
     )
-    assert "openssl pkey -in %s/key.der -outform DER -out %s/key.der.der" % (d, d) in msg, msg
+    assert "encrypted" in msg and "passphrase" in msg, msg
+    assert "openssl pkey -in %s/key.pem -out %s/key-plain.pem" % (d, d) in msg, msg
+    assert KEY_B64[:16] not in msg  # never the secret itself
+    assert "openssl pkey -in key.pem" in str(raises(CredentialError, creds.load_key, enc))
 
 
-def test_pem_certificate_is_refused_with_openssl_x509():
-    d = _dir({"key.der": KEY_DER, "cert.pem": _pem(CERT_DER, "CERTIFICATE")})
+def test_pem_the_board_cannot_read_gets_the_exact_conversion_command():
+    d = _dir({"cert.pem": _pem(CERT_DER, "TRUSTED CERTIFICATE"), "key.der": KEY_DER})
     msg = str(
         raises(
             CredentialError, creds.load_credentials, _settings(d, key="key.der", cert="cert.pem")
         )
     )
     assert "openssl x509 -in %s/cert.pem -outform DER -out %s/cert.der" % (d, d) in msg, msg
+    d = _dir({"key.pem": _pem(KEY_DER, "DSA PRIVATE KEY"), "cert.der": CERT_DER})
+    msg = str(raises(CredentialError, creds.load_key, "key.pem", d))
+    assert "openssl pkey -in %s/key.pem -outform DER -out %s/key.der" % (d, d) in msg, msg
 
 
 def test_missing_empty_and_garbage_files_name_the_file():
@@ -126,7 +163,7 @@ def test_missing_empty_and_garbage_files_name_the_file():
     for name, word in (
         ("nope.der", "cannot be read"),
         ("empty.der", "empty"),
-        ("junk.der", "not DER"),
+        ("junk.der", "not DER nor PEM"),
     ):
         msg = str(
             raises(
@@ -162,7 +199,7 @@ def test_se05x_key_where_the_port_tls_cannot_sign_is_a_clear_error():
     se = se05x.SecureElement(FakeSE05x({0x65: CERT_DER}, {0x64: lambda d: b"0"}))
     settings = {"credentials": {"key": "se05x:token=0x00000064", "cert": "se05x:token=0x00000065"}}
     msg = str(raises(CredentialError, creds.load_credentials, settings, se))
-    assert "ecdsa_sign_callback" in msg and "Portenta H7" in msg and "DER" in msg, msg
+    assert "ecdsa_sign_callback" in msg and "Portenta H7" in msg and "files" in msg, msg
 
 
 def test_se05x_certificate_is_read_with_its_real_length():
@@ -229,3 +266,91 @@ def test_the_secure_element_is_created_lazily():
     # only now would a board import the driver (and claim its pins); here there is none
     exc = raises(OSError, se.driver)
     assert "Portenta" in str(exc)
+
+
+def test_garbage_sources_are_refused():
+    for src in (
+        b"hello",
+        b"",
+        bytearray(b"\x00\x01"),
+        "-----BEGIN X-----\nAAAA\n-----END X-----\n",
+    ):
+        raises(CredentialError, creds.load_key, src)
+    raises(CredentialError, creds.load_key, 42)
+    exc = raises(CredentialError, creds.load_key, KEY_DER[:40])
+    assert "corrupt" in str(exc)
+    exc = raises(CredentialError, creds.load_cert, CA_DER[:-10])
+    assert "not a valid certificate" in str(exc)
+    raises(CredentialError, creds.load_ca, [CA_DER, b"\x30\x03\x02\x01\x01"])
+
+
+def test_tls_context_builds_from_pem_and_paths():
+    d = _dir({"key.pem": _pem(KEY_DER, "PRIVATE KEY"), "cert.pem": _pem(CERT_DER, "CERTIFICATE")})
+    ctx = creds.tls_context(ca=CA_DER, cert="cert.pem", key=KEY_DER, base_dir=d)
+    assert not tlsctx.is_insecure(ctx)
+    raises(CredentialError, creds.tls_context, ca=CA_DER, cert="cert.pem", base_dir=d)
+    assert tlsctx.is_insecure(creds.tls_context(insecure=True))
+
+
+def test_tls_context_installs_the_se05x_hook_on_the_native_context():
+    se = se05x.SecureElement(FakeSE05x({0x65: CERT_DER}, {0x64: lambda d: b"0"}))
+    made = []
+
+    class Native:
+        pass
+
+    class Wrapper:  # what tlsctx returns on MicroPython: the native context in _ctx
+        _ctx = Native()
+
+    def fake_client_context(**kw):
+        made.append(kw)
+        return Wrapper()
+
+    saved = creds.port_has_sign_hook, tlsctx.client_context
+    creds.port_has_sign_hook = lambda: True  # as on a Portenta H7 build
+    tlsctx.client_context = fake_client_context
+    try:
+        ctx = creds.tls_context(ca=CA_DER, cert="se05x:token=0x65", key="se05x:token=0x64", se=se)
+    finally:
+        creds.port_has_sign_hook, tlsctx.client_context = saved
+    assert made[0]["key"] == se05x.reference_key(0x64) and made[0]["cert"] == CERT_DER
+    assert made[0]["cadata"] == [CA_DER]
+    hook = ctx._ctx.ecdsa_sign_callback
+    assert hook(bytearray(made[0]["key"][-32:]), bytearray(32)) == b"0"
+
+
+def test_pkcs11_needs_cpython():
+    if MICROPYTHON:
+        exc = raises(CredentialError, creds.load_key, "pkcs11:token=t;object=k")
+        assert "CPython" in str(exc)
+        raises(CredentialError, creds.tls_context, CA_DER, "c.der", "pkcs11:object=k")
+    else:
+        assert creds.load_key("pkcs11:token=t;object=k") == "pkcs11:token=t;object=k"
+
+
+def test_static_credentials_mint_the_same_pair_forever():
+    c = creds.StaticCredentials("device-1", "s3cret-Pw")
+    assert isinstance(c, creds.Credentials)
+    assert not c.needs_time and c.expires_at is None
+    assert c.mint(1700000000) == ("device-1", "s3cret-Pw")
+    assert c.mint(0) == ("device-1", "s3cret-Pw") and c.expires_at is None
+    assert "s3cret" not in repr(c)
+    assert creds.StaticCredentials("only-user").mint(1) == ("only-user", None)
+    raises(NotImplementedError, creds.Credentials().mint, 1)
+
+
+def test_credential_error_is_one_class_everywhere():
+    from tether import errors
+
+    assert tlsctx.CredentialError is errors.CredentialError is creds.CredentialError
+    assert issubclass(errors.CredentialError, ValueError)
+
+
+def test_a_certificate_next_to_an_encrypted_key_still_loads():
+    both = _pem(KEY_DER, "ENCRYPTED PRIVATE KEY") + _pem(CERT_DER, "CERTIFICATE")
+    assert creds.load_cert(both) == CERT_DER
+    assert "encrypted" in str(raises(CredentialError, creds.load_key, both))
+    legacy = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: X\n\nAAAA\n"
+    legacy += "-----END EC PRIVATE KEY-----\n" + _pem(CERT_DER, "CERTIFICATE")
+    assert creds.load_cert(legacy) == CERT_DER
+    raises(CredentialError, creds.load_cert, _pem(KEY_DER, "ENCRYPTED PRIVATE KEY"))

@@ -230,3 +230,33 @@ def test_write_error_closes_the_connection():
             raise AssertionError("pending subscribe did not fail")
 
     run(go())
+
+
+def test_connect_into_a_black_hole_ends_at_the_keepalive_not_the_connect_deadline():
+    # A peer that takes the TCP connection and swallows everything (over TLS the CONNECT
+    # write carries the handshake and never completes): the ticker declares the connection
+    # dead after 1.5 x keepalive and connect() raises then, not after connect_timeout_ms.
+    from scripted_broker import ScriptedBroker
+    from tether.compat import ticks_diff, ticks_ms
+    from tether.mqtt import MQTTClient
+    from tether.mqtt_packet import MQTTError
+
+    broker = ScriptedBroker()
+    broker.stalled = True  # the client's drain() never returns
+    c = MQTTClient(
+        "c1", "broker.test", keepalive=1, connect_timeout_ms=10000,
+        open_connection=broker.open_connection,
+    )  # fmt: skip
+
+    async def body():
+        t0 = ticks_ms()
+        try:
+            await c.connect()
+            raise AssertionError("connected to a black hole")
+        except MQTTError as exc:
+            return ticks_diff(ticks_ms(), t0), str(exc)
+
+    took, why = run(body(), 8)
+    assert took < 4000, took
+    assert "keepalive" in why, why
+    assert not c.connected

@@ -379,6 +379,7 @@ def test_random_operations_match_a_simple_model_across_reboots():
 
 
 def test_state_outbox_keeps_offline_changes_across_a_reboot():
+    # The old name builds the cloud base's outbox (tether.cloud.outbox, dt_cloud_outbox.py).
     from harness import run
     from tether.store import StateOutbox
 
@@ -386,26 +387,28 @@ def test_state_outbox_keeps_offline_changes_across_a_reboot():
     try:
         box = StateOutbox(Store(d))
         assert box.needs("temp", 1)
-        box.save("temp", 1, b"pack-t1")
+        box.save(b"o", "temp", 1, b"pack-t1")
         assert not box.needs("temp", 1)
-        box.save("temp", 2, b"pack-t2")  # changed again offline: replaces
-        box.save("led", 1, b"pack-l1")
+        box.save(b"o", "temp", 2, b"pack-t2")  # changed again offline: replaces
+        box.save(b"o", "led", 1, b"pack-l1")
         box.delivered("led", 1)  # its PUBACK came
         box.delivered("temp", 1)  # an older generation's PUBACK: t2 stays queued
+        box.commit()
         assert _payloads(box.store) == [b"pack-t2"]
         box.store.close()
         box = StateOutbox(Store(d))  # reboot
-        box.save("hum", 1, b"pack-h1")  # changed in the new boot before connecting
-        assert [e.payload for e in box.leftovers()] == [b"pack-t2"]
+        box.save(b"o", "hum", 1, b"pack-h1")  # changed in the new boot before connecting
+        assert [e.payload for _, _, e in box.leftovers()] == [b"pack-t2"]
         sent = []
 
-        async def publish(payload):
-            sent.append(payload)
+        async def publish(channel, payload):
+            sent.append((channel, payload))
 
         assert run(box.replay(publish)) == 1
-        assert sent == [b"pack-t2"]  # only what the earlier boot queued
+        assert sent == [(b"o", b"pack-t2")]  # only what the earlier boot queued
         assert _payloads(box.store) == [b"pack-h1"]  # this boot's value: normal push
         box.delivered("hum", 1)
+        box.commit()
         assert box.store.depth == 0
         box.store.close()
     finally:

@@ -146,29 +146,57 @@ def test_key_of_another_certificate_is_refused():
     assert "key does not match the certificate" in str(exc)
 
 
-def test_pem_key_is_refused_with_the_conversion_command_on_micropython():
-    if MICROPYTHON:
-        exc = raises(CredentialError, tlsctx.client_context, CA_DER, CERT_DER, KEY_PEM)
-        assert "openssl ec -in key.pem -outform DER -out key.der" in str(exc)
-        assert "key is PEM" in str(exc)
-    else:  # CPython's ssl module takes PEM; the same bytes make a working context
-        assert _verify_mode(tlsctx.client_context(cadata=CA_DER, cert=CERT_DER, key=KEY_PEM))
+def test_pem_key_and_certificate_make_a_context_on_both_interpreters():
+    # the armour is decoded in Python: no openssl needed, on a board either
+    assert _verify_mode(tlsctx.client_context(cadata=CA_DER, cert=CERT_PEM, key=KEY_PEM))
+    assert _verify_mode(tlsctx.client_context(cadata=CA_DER, cert=CERT_DER, key=KEY_PEM))
+    pk8 = _pem(KEY_PK8_DER, "PRIVATE KEY").decode()  # str works as well as bytes
+    assert _verify_mode(tlsctx.client_context(cadata=CA_DER, cert=CERT_PEM, key=pk8))
+    assert tlsctx.pem_to_der(KEY_PEM, "key") == [KEY_DER]
+    assert tlsctx.pem_to_der(_pem(RSA_KEY_DER, "RSA PRIVATE KEY"), "key") == [RSA_KEY_DER]
 
 
-def test_pem_certificate_is_refused_with_the_conversion_command_on_micropython():
-    if MICROPYTHON:
-        exc = raises(CredentialError, tlsctx.client_context, CA_DER, CERT_PEM, KEY_DER)
-        assert "openssl x509 -in cert.pem -outform DER -out cert.der" in str(exc)
-        exc = raises(CredentialError, tlsctx.client_context, CERT_PEM)
-        assert "openssl x509" in str(exc)
-    else:
-        assert _verify_mode(tlsctx.client_context(cadata=CERT_PEM, cert=CERT_PEM, key=KEY_DER))
+def test_pem_key_with_wrong_partner_is_refused():
+    exc = raises(CredentialError, tlsctx.client_context, CA_DER, RSA_CERT_DER, KEY_PEM)
+    assert "does not match" in str(exc)
 
 
-def test_pem_key_with_wrong_partner_is_refused_on_cpython_too():
-    if not MICROPYTHON:
-        exc = raises(CredentialError, tlsctx.client_context, CA_DER, RSA_CERT_DER, KEY_PEM)
-        assert "does not match" in str(exc)
+def test_encrypted_pem_key_is_refused_with_the_command_that_decrypts_it():
+    legacy = (
+        b"-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        b"DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n"
+        b"-----END EC PRIVATE KEY-----\n"
+    )
+    for pem in (_pem(KEY_PK8_DER, "ENCRYPTED PRIVATE KEY"), legacy):
+        msg = str(raises(CredentialError, tlsctx.client_context, CA_DER, CERT_DER, pem))
+        assert "encrypted" in msg and "openssl pkey -in key.pem -out key-plain.pem" in msg, msg
+
+
+def test_pem_that_cannot_be_read_gets_the_conversion_command():
+    dsa = _pem(KEY_DER, "DSA PRIVATE KEY")
+    msg = str(raises(CredentialError, tlsctx.client_context, CA_DER, CERT_DER, dsa))
+    assert "DSA PRIVATE KEY" in msg and "openssl pkey -in key.pem -outform DER" in msg, msg
+    trusted = _pem(CERT_DER, "TRUSTED CERTIFICATE")
+    msg = str(raises(CredentialError, tlsctx.client_context, trusted))
+    assert "openssl x509 -in cert.pem -outform DER -out cert.der" in msg, msg
+    ssh = _pem(b"openssh-key-v1", "OPENSSH PRIVATE KEY")
+    msg = str(raises(CredentialError, tlsctx.client_context, CA_DER, CERT_DER, ssh))
+    assert "ssh-keygen -p -m PKCS8 -f key.pem" in msg, msg
+
+
+def test_broken_pem_armour_is_a_credential_error():
+    for bad in (
+        b"-----BEGIN CERTIFICATE-----\nnot closed\n",
+        b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    ):
+        exc = raises(CredentialError, tlsctx.client_context, bad)
+        assert "PEM" in str(exc), exc
+    # armour around something that is not a certificate
+    exc = raises(
+        CredentialError, tlsctx.client_context, _pem(b"\x30\x03\x02\x01\x01", "CERTIFICATE")
+    )
+    assert "CA certificate" in str(exc)
 
 
 def test_corrupt_key_is_refused():
@@ -221,10 +249,11 @@ def test_no_ca_is_refused_on_micropython_and_means_system_store_on_cpython():
         assert _verify_mode(tlsctx.client_context())
 
 
-def test_pkcs11_uri_is_refused_on_micropython():
-    if MICROPYTHON:
-        exc = raises(CredentialError, tlsctx.client_context, CA_DER, CERT_DER, "pkcs11:id=%01")
-        assert "CPython" in str(exc)
+def test_token_references_are_sent_to_tether_creds():
+    # tlsctx sits below creds, hsm and the SE05x: it never imports them (no import cycle)
+    for key in ("pkcs11:id=%01", "se05x:token=0x00000064"):
+        exc = raises(CredentialError, tlsctx.client_context, CA_DER, CERT_DER, key)
+        assert "tether.creds.tls_context" in str(exc), exc
 
 
 def _wrap(ctx, hostname):
@@ -342,20 +371,17 @@ def test_micropython_context_turns_nagle_off_before_the_handshake():
         s.close()
 
 
-def test_pem_ca_bundle_trusts_every_root_on_cpython():
-    bundle = CERT_PEM + _pem(CA_DER, "CERTIFICATE")
-    if MICROPYTHON:
-        exc = raises(CredentialError, tlsctx.client_context, bundle)
-        assert "openssl x509" in str(exc)
-    else:
-        ctx = tlsctx.client_context(cadata=bundle)
+def test_pem_ca_bundle_trusts_every_root():
+    bundle = CERT_PEM + b"# comment between blocks\n" + _pem(CA_DER, "CERTIFICATE")
+    assert tlsctx.pem_to_der(bundle, "ca") == [CERT_DER, CA_DER]
+    ctx = tlsctx.client_context(cadata=bundle)
+    assert _verify_mode(ctx)
+    if not MICROPYTHON:  # mbedTLS has no count to ask; CPython's store says both went in
         assert ctx.cert_store_stats()["x509"] == 2
 
 
-def test_pem_rsa_key_gets_the_pkey_command_on_micropython():
-    if MICROPYTHON:
-        pem = _pem(RSA_KEY_DER, "RSA PRIVATE KEY")
-        exc = raises(CredentialError, tlsctx.client_context, CA_DER, RSA_CERT_DER, pem)
-        assert "openssl pkey -in key.pem -outform DER -out key.der" in str(exc)
-    else:
-        raises(CredentialError, tlsctx.pem_blocks, b"-----BEGIN X-----\nnot closed\n")
+def test_cert_spki_is_the_public_key_info_of_the_certificate():
+    spki = tlsctx.cert_spki(CERT_DER)
+    assert spki[:2] == b"\x30\x59" and len(spki) == 91 and spki in CERT_DER
+    assert spki.endswith(KEY_DER[-65:])  # the key's public point
+    raises(CredentialError, tlsctx.cert_spki, CERT_DER[:50])

@@ -24,29 +24,48 @@ _log = log.getLogger("fake_mqtt")
 
 class FakeMQTT:
     def __init__(
-        self, cloud, client_id, server, port=1883, *, on_message=None, max_packet=16384, **kw
+        self,
+        cloud,
+        client_id,
+        server,
+        port=1883,
+        *,
+        on_message=None,
+        max_packet=16384,
+        bytes_topics=False,
+        user=None,
+        password=None,
+        **kw,
     ):
         self.cloud = cloud
         self.client_id = client_id
         self.server = server
         self.port = port
         self.kw = kw
+        self.user = user
+        self.password = password
         self.on_message = on_message
         self.max_packet = max_packet
+        self.bytes_topics = bytes_topics
         self.connected = False
         self.subs = {}
-        self.stats = {"oversize_dropped": 0, "messages_in": 0}
+        self.stats = {"oversize_dropped": 0, "messages_in": 0, "connects": 0}
         self._inbox = []
-        self._ev = asyncio.Event()
-        self._closed = asyncio.Event()
         self._reader = None
 
     async def connect(self):
+        # One object per client, connected again and again (as tether.mqtt is reused).
         self.cloud.connects += 1
+        self.cloud.logins.append((self.user, self.password))
         if self.cloud.refuse_connects > 0:
             self.cloud.refuse_connects -= 1
             raise OSError("connection refused (fake)")
+        self.subs = {}
+        self._inbox = []
+        self._ev = asyncio.Event()
+        self._closed = asyncio.Event()
         self.connected = True
+        self.stats["connects"] += 1
         self.cloud.conn = self
         self._reader = asyncio.create_task(self._read())
 
@@ -60,7 +79,10 @@ class FakeMQTT:
                     continue
                 self.stats["messages_in"] += 1
                 if self.on_message is not None:
-                    self.on_message(topic, payload, False, qos)
+                    t = topic.encode() if self.bytes_topics else topic
+                    r = self.on_message(t, payload, False, qos)
+                    if r is not None and hasattr(r, "send"):
+                        await r  # the handler queue is full: wait, as tether.mqtt does
                 await asyncio.sleep(0)
             self._ev.clear()
             await self._ev.wait()
@@ -75,6 +97,7 @@ class FakeMQTT:
 
     async def subscribe(self, topic, qos=0):
         self._check()
+        topic = _str(topic)
         self.subs[topic] = qos
         self.cloud.on_subscribe(self, topic)
         await asyncio.sleep(0)
@@ -82,12 +105,14 @@ class FakeMQTT:
 
     async def unsubscribe(self, topic):
         self._check()
+        topic = _str(topic)
         self.subs.pop(topic, None)
         self.cloud.unsubscribed.append(topic)
         await asyncio.sleep(0)
 
     async def publish(self, topic, payload, qos=0, retain=False):
         self._check()
+        topic = _str(topic)
         payload = bytes(payload)
         if self.cloud.fail_publishes > 0 and topic.endswith("/e/o"):
             # The connection dies with this publish in flight: no PUBACK ever comes.
@@ -100,15 +125,22 @@ class FakeMQTT:
         await asyncio.sleep(0)
 
     def close(self):
-        self.connected = False
-        self._ev.set()
-        self._closed.set()
+        if self.connected:
+            self.connected = False
+            self._ev.set()
+            self._closed.set()
 
     async def disconnect(self):
+        self.cloud.disconnects += 1
         self.close()
 
     async def wait_closed(self):
-        await self._closed.wait()
+        if self.connected:
+            await self._closed.wait()
+
+
+def _str(topic):
+    return topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
 
 
 class FakeCloud:
@@ -128,11 +160,15 @@ class FakeCloud:
         self.connects = 0
         self.refuse_connects = 0
         self.fail_publishes = 0
+        self.factories = 0  # MQTT client objects made (one per device client)
+        self.logins = []  # (user, password) of every connect
+        self.disconnects = 0  # DISCONNECTs (planned renewals)
         self.published = []  # (topic, payload, qos) the device sent and the cloud acked
         self.lost = []  # publishes that died in flight
         self.unsubscribed = []
 
     def factory(self, client_id, server, port=1883, **kw):
+        self.factories += 1
         if self.device_id is None:
             self.device_id = client_id
         return FakeMQTT(self, client_id, server, port, **kw)

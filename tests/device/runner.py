@@ -21,7 +21,14 @@ def main(argv):
         fn = getattr(mod, name)
         print("@@TEST " + name)
         try:
-            fn()
+            result = fn()
+            # A coroutine (a generator here) returned by a test never ran: that is a
+            # failure, not a pass (tests/conftest.py refuses `async def test_` for this).
+            if result is not None and hasattr(result, "send"):
+                result.close()
+                raise AssertionError(
+                    name + " returned a coroutine that never ran: wrap it, harness.run(...)"
+                )
         except BaseException as exc:  # report KeyboardInterrupt/SystemExit too
             print("@@FAIL " + name)
             print_exception(exc, sys.stdout)

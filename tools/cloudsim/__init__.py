@@ -1,9 +1,12 @@
-"""A local Arduino IoT Cloud emulator: MQTT broker, cloud behaviour, web dashboard.
+"""A local multi-cloud emulator: one front (TLS, authentication, ACLs, broker, dashboard)
+and one plug-in per cloud; Arduino IoT Cloud first.
 
 See docs/emulator.md. `python -m tools.cloudsim --help` for the command line.
 """
 
-from .knobs import REPLY_KINDS, Knobs
+from .core.knobs import Knobs
+from .core.plugin import Acl, Listener, Plugin, Refuse, Route
+from .plugins.arduino import REPLY_KINDS, codec  # noqa: F401 (tools.cloudsim.codec)
 from .sim import CloudSim
 
-__all__ = ["CloudSim", "Knobs", "REPLY_KINDS"]
+__all__ = ["Acl", "CloudSim", "Knobs", "Listener", "Plugin", "REPLY_KINDS", "Refuse", "Route"]

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from . import pki
+from .plugins.arduino.store import Store
 from .sim import DEFAULT_PORTS, CloudSim
-from .store import Store
 
 REGISTRY = "registry.json"
 
@@ -35,7 +35,7 @@ def _load_store(workdir):
 def format_event(e):
     stamp = time.strftime("%H:%M:%S", time.localtime(e["t"]))
     who = (e["device"] or "cloud")[:13]
-    return "%s  %-13s %-12s %s" % (stamp, who, e["kind"], e["text"])
+    return "%s  %-8s %-13s %-12s %s" % (stamp, e.get("cloud") or "", who, e["kind"], e["text"])
 
 
 def cmd_provision(args):
@@ -109,6 +109,7 @@ def cmd_serve(args):
         plain_port=args.plain_port,
         store=store,
         server_names=args.server_name or (),
+        clouds=["arduino"] + [c for c in args.cloud or () if c != "arduino"],
     )
     for spec in args.device or ():
         device_id, _, secret = spec.partition(":")
@@ -125,6 +126,9 @@ def cmd_serve(args):
         "cloudsim: MQTT password port %d, certificate port %d (TLS, CA %s)"
         % (sim.ports["password"], sim.ports["certificate"], sim.ca.cert_pem_path)
     )
+    for name, port in sorted(sim.ports.items()):
+        if name not in ("password", "certificate", "http"):
+            print("cloudsim: %s port %d" % (name, port))
     print("cloudsim: dashboard %s" % sim.dashboard_url, flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -199,6 +203,12 @@ def main(argv=None):
         action="append",
         metavar="ID:SECRET",
         help="register a password device (repeatable)",
+    )
+    s.add_argument(
+        "--cloud",
+        action="append",
+        metavar="NAME",
+        help="also emulate this cloud (a tools/cloudsim/plugins module; repeatable)",
     )
     s.add_argument("--info-file", help="write ports and paths as JSON here once started")
     s.add_argument("--seconds", type=float, default=0, help="stop after this long")

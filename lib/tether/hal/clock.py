@@ -133,8 +133,11 @@ def _parse_reply(data, nonce, server):
 
 
 async def sync_time(servers=DEFAULT_SERVERS, timeout_ms=3000, port=_NTP_PORT, rounds=3):
-    """Ask the servers in turn (up to `rounds` passes) and set the clock; True on success."""
-    delay_ms = 1000
+    """Ask the servers in turn (up to `rounds` passes) and set the clock; True on success.
+    Between passes the one backoff (tether.hal.backoff): 1 s doubling, jittered."""
+    from tether.hal.backoff import Backoff
+
+    backoff = Backoff()
     for r in range(rounds):
         for server in servers:
             try:
@@ -150,8 +153,7 @@ async def sync_time(servers=DEFAULT_SERVERS, timeout_ms=3000, port=_NTP_PORT, ro
             _log.info("set from %s (step %d s)", server, t - before)
             return True
         if r + 1 < rounds:
-            await asyncio.sleep(delay_ms / 1000)
-            delay_ms *= 2
+            await asyncio.sleep(backoff.next_ms() / 1000)
     return False
 
 

@@ -3,8 +3,7 @@
 "use strict";
 
 const POLL_MS = 700;
-const REPLY_KINDS = ["thing_id", "thing_update", "last_values", "timezone"];
-const cards = new Map(); // device id -> {el, thing, tiles: Map(var name -> tile)}
+const cards = new Map(); // "cloud/device id" -> {el, thing, tiles: Map(var name -> tile)}
 let lastEventSeq = 0;
 
 function h(tag, attrs, ...children) {
@@ -182,34 +181,45 @@ function makeTile(thingId, name, group) {
 
 // ---- devices -----------------------------------------------------------------------------
 
+// Every cloud's devices get a card with the cloud's name, state and a Drop button; the
+// variable tiles and Detach are the Arduino plug-in's; other clouds get clouds.js's panel.
 function makeCard(dev) {
   const dot = h("span", {class: "dot"});
   const tags = h("span", {});
   const vars = h("div", {class: "vars"});
-  const el = h("article", {class: "device", "data-device": dev.id},
-    h("div", {class: "device-head"}, dot, h("h2", {}, dev.id), tags,
-      h("span", {class: "actions"},
-        h("button", {type: "button", title: "cut the connection",
-                     onclick: () => api("/api/device/" + encodeURIComponent(dev.id) + "/drop", {})}, "Drop"),
-        h("button", {type: "button", title: "send ThingDetach",
-                     onclick: () => api("/api/device/" + encodeURIComponent(dev.id) + "/detach", {})}, "Detach"))),
+  const id = encodeURIComponent(dev.id);
+  const actions = h("span", {class: "actions"},
+    h("button", {type: "button", title: "cut the connection",
+                 onclick: () => api("/api/cloud/" + encodeURIComponent(dev.cloud) + "/device/" + id + "/drop", {})}, "Drop"));
+  if (dev.cloud === "arduino")
+    actions.append(h("button", {type: "button", title: "send ThingDetach",
+                                onclick: () => api("/api/device/" + id + "/detach", {})}, "Detach"));
+  const el = h("article", {class: "device", "data-device": dev.id, "data-cloud": dev.cloud},
+    h("div", {class: "device-head"}, dot, h("h2", {}, dev.id),
+      h("span", {class: "tag cloud", "data-cloud-name": dev.cloud}, dev.cloud), tags, actions),
     vars);
   document.getElementById("devices").append(el);
   return {el, dot, tags, vars, thing: null, tiles: new Map()};
 }
 
-function renderDevice(dev, things) {
-  let card = cards.get(dev.id);
-  if (!card) { card = makeCard(dev); cards.set(dev.id, card); }
+function renderDevice(dev, things, st) {
+  const key = dev.cloud + "/" + dev.id;
+  let card = cards.get(key);
+  if (!card) { card = makeCard(dev); cards.set(key, card); }
   card.dot.className = "dot" + (dev.connected ? " on" : "");
   card.el.dataset.connected = dev.connected ? "1" : "0";
+  if (dev.cloud !== "arduino") {
+    put(card.tags, h("span", {class: "tag"}, dev.connected ? "online · " + dev.auth : "offline"));
+    if (window.renderCloudPanel) window.renderCloudPanel(card, dev, st);  // clouds.js
+    return;
+  }
   put(card.tags,
     h("span", {class: "tag"}, dev.connected ? "online · " + dev.auth : "offline"),
     dev.lib_version ? h("span", {class: "tag"}, dev.lib_version) : null,
     dev.thing_id ? h("span", {class: "tag", title: "thing id"}, "thing " + dev.thing_id.slice(0, 8))
                  : h("span", {class: "tag warn"}, "not linked to a thing"));
   if (card.thing !== dev.thing_id) { card.thing = dev.thing_id; card.tiles.clear(); card.vars.replaceChildren(); }
-  const thing = dev.thing_id && things[dev.thing_id];
+  const thing = dev.thing_id && things && things[dev.thing_id];
   if (!thing) return;
   const groups = groupValues(thing.values);
   if (!groups.size && !card.vars.firstChild) card.vars.append(h("div", {class: "empty"}, "no values yet"));
@@ -233,18 +243,18 @@ function renderEvents(events) {
     if (e.seq <= lastEventSeq) continue;
     lastEventSeq = e.seq;
     const t = new Date(e.t * 1000).toLocaleTimeString();
-    list.prepend(h("li", {}, t + "  " + (e.device || "cloud").slice(0, 13).padEnd(14),
+    list.prepend(h("li", {}, t + "  " + (e.cloud || "").padEnd(9) + (e.device || "cloud").slice(0, 13).padEnd(14),
       h("span", {class: "k " + e.kind}, e.kind), " " + e.text));
   }
   while (list.children.length > 200) list.lastChild.remove();
 }
 
-function renderKnobs(knobs) {
+function renderKnobs(knobs, replyKinds) {
   const box = document.getElementById("knob-kinds");
   if (!box.firstChild) {
     for (const what of ["mute", "malformed"]) {
       const fs = h("fieldset", {}, h("legend", {}, what));
-      for (const k of REPLY_KINDS)
+      for (const k of replyKinds)
         fs.append(h("label", {}, h("input", {type: "checkbox", "data-knob": what, value: k, onchange: sendKnobs}), " " + k + " "));
       box.append(fs);
     }
@@ -267,16 +277,16 @@ function sendKnobs() {
 async function poll() {
   try {
     const st = await api("/api/state");
-    for (const dev of st.devices) renderDevice(dev, st.things);
+    for (const dev of st.devices) renderDevice(dev, st.things, st);
     if (!st.devices.length && !document.querySelector("#devices .empty"))
       document.getElementById("devices").append(h("div", {class: "panel empty"},
         "No devices registered: python -m tools.cloudsim provision --device ID"));
     if (st.devices.length) { const e = document.querySelector("#devices > .empty"); if (e) e.remove(); }
     renderEvents(st.events);
-    renderKnobs(st.knobs);
+    renderKnobs(st.knobs, st.reply_kinds);
     const online = st.devices.filter(d => d.connected).length;
-    setStatus(online + "/" + st.devices.length + " devices online · MQTT TLS :" + st.ports.password +
-              " (password) :" + st.ports.certificate + " (certificate)");
+    setStatus(online + "/" + st.devices.length + " devices online · " + st.clouds.join(", ") + " · ports " +
+              Object.entries(st.ports).map(([k, v]) => k + " :" + v).join(" "));
     document.body.dataset.ready = "1";
   } catch (err) {
     setStatus("emulator unreachable: " + err.message, true);

@@ -1,0 +1,160 @@
+"""Smallest MicroPython heap for Tether's Azure client (issue 12's unix-port figure).
+
+    .venv/bin/python -m bench.azure_memory
+
+Scenario on the unix port against the emulator (TLS, SAS): DPS register, hub connect, 10
+telemetry messages, a twin GET and a reported patch, one direct method answered. The
+library is compiled to .mpy first (and run from .py for comparison); the figure is the
+smallest `-X heapsize` that completes it, by bisection (a failure is tried twice). On the
+unix port mbedTLS allocates from the MicroPython heap, so the TLS session is included.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "lib"), str(ROOT)]
+
+SCENARIO = r"""
+import asyncio, json, sys, gc
+from tether.azure import Message, MethodResponse
+from tether.azure.aio import IoTHubDeviceClient, ProvisioningDeviceClient
+
+cfg = json.loads(open(sys.argv[1]).read())
+ca = open(cfg["ca_der"], "rb").read()
+
+
+async def main():
+    p = ProvisioningDeviceClient.create_from_symmetric_key(
+        cfg["dps_host"], cfg["reg"], cfg["id_scope"], cfg["key"], server_verification_cert=ca)
+    r = await p.register()
+    del p
+    st = r.registration_state
+    c = IoTHubDeviceClient.create_from_symmetric_key(
+        cfg["key"], st.assigned_hub, st.device_id, server_verification_cert=ca)
+    await c.connect()
+    for i in range(10):
+        m = Message('{"n": %d}' % i, content_type="application/json")
+        m.custom_properties["seq"] = str(i)
+        await c.send_message(m)
+    await c.get_twin()
+    await c.patch_twin_reported_properties({"fw": "1.0"})
+    done = []
+
+    async def on_method(req):
+        await c.send_method_response(MethodResponse.create_from_method_request(req, 200, {}))
+        done.append(1)
+
+    c.on_method_request_received = on_method
+    print("READY")
+    while not done:
+        await asyncio.sleep(0.02)
+    await c.shutdown()
+    gc.collect()
+    print("DONE")
+
+
+asyncio.run(main())
+"""
+
+
+def _trial(sim, azure, script, lib, heap_kb, tmp):
+    from mpy import micropython_binary
+
+    reg = "mem-" + uuid.uuid4().hex[:8]
+    key = azure.add_enrollment(reg).key
+    cfg = tmp / (reg + ".json")
+    cfg.write_text(
+        json.dumps(
+            {
+                "reg": reg,
+                "key": key,
+                "dps_host": azure.dps_host,
+                "id_scope": azure.id_scope,
+                "ca_der": str(sim.ca.cert_der_path),
+            }
+        )
+    )
+    env = {"MICROPYPATH": ".frozen:%s" % lib, "PATH": "/usr/bin:/bin"}
+    cmd = [micropython_binary(), "-X", "heapsize=%dk" % heap_kb, str(script), str(cfg)]
+    proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
+    out = []
+
+    def read():
+        for line in proc.stdout:
+            out.append(line.strip())
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    try:
+        while "READY" not in out and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if "READY" in out:
+            try:
+                sim.registry.wait(
+                    lambda: "$iothub/methods/POST/#" in sim.device(reg, "azure").subscriptions,
+                    5,
+                )
+                azure.invoke_method(reg, "ping", {}, timeout_s=5)
+            except Exception:
+                pass
+        proc.wait(max(1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    t.join(2)
+    return "DONE" in out
+
+
+def smallest_heap(sim, azure, script, lib, tmp, lo=32, hi=256, step=4):
+    def ok(kb):
+        return any(_trial(sim, azure, script, lib, kb, tmp) for _ in range(2))
+
+    while not ok(hi):
+        lo, hi = hi, hi * 2
+        if hi > 2048:
+            return None
+    while hi - lo > step:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def run():
+    from azure_emu import start_sim
+
+    from bench.core_memory import compile_mpy
+
+    tmp = Path(tempfile.mkdtemp(prefix="azure-mem-"))
+    script = tmp / "scenario.py"
+    script.write_text(SCENARIO)
+    mpy = compile_mpy(ROOT / "lib", tmp / "mpy")
+    sim, azure = start_sim(tmp / "sim")
+    rows = []
+    try:
+        for form, lib in (("mpy", mpy), ("py", ROOT / "lib")):
+            kb = smallest_heap(sim, azure, script, lib, tmp)
+            rows.append(("smallest heap, DPS+connect+10 telemetry+twin+method (.%s)" % form, kb))
+    finally:
+        sim.stop()
+    print("%-66s %s" % ("figure (unix port, TLS, SAS)", "KB"))
+    for name, kb in rows:
+        print("%-66s %s" % (name, kb))
+    return rows
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,140 @@
+"""Cloud -> device values for the Arduino client: writes, last values, outbox leftovers.
+
+    apply_pack(client, payload, topic, last_values)   # a SenML pack from e/i, shadow/i, c/dw
+
+Writes (e/i) set read-write variables (those with on_write) and call on_write once per
+variable after the pack. Last values initialise unset variables and, cloud winning on sync,
+set read-write variables with no local change waiting for its acknowledgement (and none
+acknowledged since the request: client._lv_acked), calling on_write when the value differs.
+Record by record: one that does not fit is refused and counted, the rest still apply.
+"""
+
+from tether import log
+from tether.arduino import protocol
+from tether.arduino.records import Task
+
+_log = log.getLogger("arduino")
+
+_TZ_NAMES = ("tz_offset", "tz_dst_until")
+
+
+def _value(rec):
+    for k in ("v", "vs", "vb", "vd"):
+        if k in rec:
+            return rec[k]
+    return None
+
+
+def restore(client, payload):
+    """Values an earlier boot queued (outbox) initialise the variables the app left unset,
+    as local changes not yet acknowledged (tether.arduino.client.begin)."""
+    touched = []
+    for rec in protocol.decode_pack(payload):
+        name = rec.get("n")
+        value = _value(rec)
+        if type(name) is not str or value is None:
+            continue
+        i = name.find(":")
+        obj = client.records.get(name if i < 0 else name[:i])
+        field = None if i < 0 else name[i + 1 :]
+        if obj is None or isinstance(obj, Task) or not obj.cloud_uninitialized(field):
+            continue
+        if field is None:
+            obj.value = value
+        else:
+            obj.set_field(field, value)
+        if obj not in touched:
+            touched.append(obj)
+    for obj in touched:
+        if obj.on_write is not None and obj.initialized:
+            try:
+                obj.on_write(client, obj if obj._FIELDS else obj.value)
+            except Exception as exc:
+                client.callback_failed(obj, exc)
+
+
+def apply_pack(client, payload, topic, last_values):
+    # Record by record: a record of the wrong shape is left out and counted by _apply,
+    # the rest of its pack still applies. Malformed CBOR still refuses the whole pack.
+    errors = []
+    records = protocol.decode_pack(payload, errors)
+    first_error = str(errors[0]) if errors else None
+    apply(client, records, topic, last_values, len(errors), first_error)
+
+
+def _keeps(client, obj, field, value, last_values):
+    """True when the variable keeps its own value instead of the cloud's."""
+    if not last_values:
+        # The cloud cannot write a read-only variable (one without on_write).
+        return obj.on_write is None and obj.initialized
+    if obj.cloud_uninitialized(field):
+        return False  # last values initialise what the app left unset
+    if obj.on_write is None or obj.dirty:
+        return True  # read-only, or a local change waiting for its acknowledgement
+    snap = client._lv_acked
+    if snap is None or snap.get(obj.name) != obj._acked:
+        return True  # pushed since the request: the reply is older than our value
+    return obj.current(field) == value  # cloud wins on sync; unchanged: nothing to do
+
+
+def apply(client, records, topic, last_values, bad=0, first_error=None):
+    """Apply a SenML pack from the cloud: writes (e/i) or last values (shadow, c/dw).
+
+    Records that fit are applied even when others in the same pack do not; the pack
+    then counts as one bad message and each refused record as a bad record (`bad` of
+    them were already refused by the decoder). on_write runs once per variable, after
+    the pack.
+    """
+    touched = []
+    unknown = 0
+    for rec in records:
+        name = rec.get("n")
+        value = _value(rec)
+        if type(name) is not str or not name or value is None:
+            bad += 1
+            first_error = first_error or "record without a name or value"
+            continue
+        i = name.find(":")
+        base = name if i < 0 else name[:i]
+        field = None if i < 0 else name[i + 1 :]
+        if base in _TZ_NAMES and field is None:
+            if type(value) is not int:
+                bad += 1
+                first_error = first_error or "%s is not an integer" % name
+            else:
+                setattr(client, base, value)
+            continue
+        obj = client.records.get(base)
+        if obj is None or isinstance(obj, Task):
+            unknown += 1
+            continue
+        try:
+            # Values the variable will not take are still checked, so junk is counted.
+            value = obj.cloud_value(field, value)
+            if _keeps(client, obj, field, value, last_values):
+                continue
+            obj.cloud_set(field, value)
+        except (TypeError, KeyError) as exc:
+            bad += 1
+            first_error = first_error or "%s: %s" % (name, exc)
+            continue
+        if obj not in touched:
+            touched.append(obj)
+    c = client.counters
+    if unknown:
+        c["unknown_records"] += unknown
+        _log.warning("%d record(s) on %s name no registered variable", unknown, topic)
+    if bad:
+        c["bad_messages"] += 1
+        c["bad_records"] += bad
+        _log.warning("bad message on %s: %d record(s) refused: %s", topic, bad, first_error)
+    if last_values:
+        c["last_values"] += 1
+    else:
+        c["writes"] += len(touched)
+    for obj in touched:
+        if obj.on_write is not None and obj.initialized:
+            try:
+                obj.on_write(client, obj if obj._FIELDS else obj.value)
+            except Exception as exc:
+                client.callback_failed(obj, exc)

@@ -1,0 +1,8 @@
+# ruff: noqa: F821  (metadata/require/module are defined by MicroPython's manifestfile)
+# Building block: software private keys (DER/PEM -> a Signer: P-256 ECDSA, RSA).
+metadata(description="Tether building block: software signing keys (P-256, RSA)")
+
+add_library("tether", "..")  # this folder's siblings, whoever includes it
+require("tether", library="tether")  # the core: compat, errors, der, ...
+
+package("tether", files=("keys.py", "p256.py", "p256_table.py", "rsa.py"), base_path="../../lib")

@@ -1,0 +1,7 @@
+# ruff: noqa: F821  (metadata/require/package are defined by MicroPython's manifestfile)
+# SAP IoT: tether.sap (client, measure acknowledgements, refusal explanations).
+metadata(description="Tether for SAP IoT (tether.sap)")
+
+add_library("tether", "..")  # this folder's siblings, whoever includes it
+require("tether", library="tether")
+package("tether/sap", base_path="../../lib")  # every module of the folder

@@ -1,0 +1,1 @@
+"""The emulator's front: what every cloud plug-in shares (see plugin.py)."""

@@ -1,0 +1,460 @@
+"""The front's MQTT side: TLS listeners, CONNECT checked by the plug-in, amqtt behind.
+
+Each plug-in's MQTT listener is an asyncio server of our own (plain, TLS, or mutual TLS).
+The front reads the CONNECT itself and asks the listener's plug-in who it is (or refuses
+it with a CONNACK and a logged reason) before amqtt sees anything: amqtt would let a refused
+client with a real device's id take that device's session over before refusing it. The
+CONNECT is then replayed to amqtt with the client id replaced by the session key
+("{cloud}|{device id}" unless the plug-in sets another), so two clouds never share a
+session and an empty client id (Astarte) is fine. amqtt asks back (its auth and topic
+plug-in hooks), and the front answers from the plug-in's ACL. A keepalive watchdog drops
+clients silent for 1.5 x their keepalive (amqtt's broker does not).
+"""
+
+import asyncio
+import inspect
+import itertools
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+from amqtt.adapters import StreamWriterAdapter
+from amqtt.broker import Broker
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from . import tlsaccept
+from .connect import TimedReader, read_connect
+from .plugin import Refuse
+from .topics import covers, matches, valid_filter
+
+log = logging.getLogger("cloudsim.broker")
+
+_REGISTRY = {}  # amqtt builds plugins from a dotted path and a config dict: key -> front
+_ids = itertools.count(1)
+
+KEEPALIVE_FACTOR = 1.5  # protocols.md §1.7 item 8
+_WATCH_PERIOD_S = 0.2
+_CONNECT_TIMEOUT_S = 10  # a connection that sends no CONNECT is closed after this
+_UNACCEPTABLE_PROTOCOL = 1  # CONNACK return codes (MQTT 3.1.1 §3.2.2.3)
+_NOT_AUTHORIZED = 5
+
+
+class SnapshotItemsDict(dict):
+    """A dict whose items() is a list taken at the call, safe to iterate across awaits."""
+
+    def items(self):
+        return list(super().items())
+
+
+class Session:
+    """One MQTT connection as the front and the plug-ins see it."""
+
+    def __init__(self, listener, plugin, peer, transport):
+        self.listener = listener
+        self.plugin = plugin
+        self.peer = peer
+        self.transport = transport
+        self.last_rx = time.monotonic()
+        self.keepalive = 0  # seconds, once authenticated
+        self.client_id = None
+        self.username = None
+        self.password = None
+        self.peer_cert = None  # DER of a verified client certificate
+        self.clean_session = True
+        self.device = None
+        self.auth = None
+        self.key = None  # the client id amqtt knows this session by
+        self.amqtt = None
+
+
+class _FrontBroker(Broker):
+    # amqtt closes the connection of a client publishing to a "$" topic (MQTT-4.7.2-1 is
+    # about wildcards, but amqtt applies it to publishing). Azure's devices publish on
+    # $iothub/... and $dps/...: those publishes go to the front's plug-in instead (a
+    # device's $ publish is for the cloud, never for another client).
+    front = None
+
+    async def _handle_message_delivery(self, client_session, handler, wait_deliver):
+        msg = wait_deliver.result()
+        if msg is not None and msg.topic and msg.topic.startswith("$"):
+            s = self.front.sessions.get(client_session.client_id)
+            if s is not None:
+                if self.front.allowed(s, msg.topic, "publish"):
+                    await self.front.published(s, msg)
+                return True
+        return await super()._handle_message_delivery(client_session, handler, wait_deliver)
+
+    async def add_subscription(self, subscription, session):
+        # A plug-in may cap the granted QoS and the number of filters per session (Azure:
+        # QoS 1, 5 subscriptions); amqtt's own "max-qos" is broker-wide.
+        s = self.front.sessions.get(session.client_id)
+        if s is not None:
+            topic, qos = subscription
+            cap = s.plugin.max_subscriptions
+            if cap is not None:
+                mine = [
+                    f
+                    for f, subs in self._subscriptions.items()
+                    if f != topic and any(x.client_id == session.client_id for x, _ in subs)
+                ]
+                if len(mine) >= cap:
+                    self.front._event(
+                        s, s.device.id, "denied", "subscribe %s (more than %d)" % (topic, cap)
+                    )
+                    return 0x80
+            subscription = (topic, min(qos, s.plugin.max_qos))
+        return await super().add_subscription(subscription, session)
+
+
+class FrontPlugin(BaseAuthPlugin, BaseTopicPlugin):
+    """amqtt's side of the front: its auth and topic hooks, and its events."""
+
+    @dataclass
+    class Config:
+        key: int = 0
+
+    @property
+    def front(self):
+        return _REGISTRY[self.config.key]
+
+    async def authenticate(self, *, session):
+        return self.front.amqtt_authenticate(session)
+
+    async def topic_filtering(self, *, session=None, topic=None, action=None):
+        s = self.front.session_for(session.client_id, action) if session is not None else None
+        return s is not None and topic is not None and self.front.allowed(s, topic, action)
+
+    async def on_broker_client_connected(self, *, client_id, client_session):
+        s = self.front.sessions.get(client_id)
+        if s is not None and s.amqtt is client_session:
+            self.front.connected(s)
+
+    async def on_broker_client_subscribed(self, *, client_id, topic, qos):
+        s = self.front.sessions.get(client_id)
+        if s is not None:
+            self.front.subscribed(s, topic, qos)
+
+    async def on_broker_client_unsubscribed(self, *, client_id, topic):
+        s = self.front.sessions.get(client_id)
+        if s is not None:
+            self.front.unsubscribed(s, topic)
+
+    async def on_broker_message_broadcast(self, *, client_id, message):
+        s = self.front.sessions.get(client_id)
+        if s is not None:
+            await self.front.published(s, message)
+
+
+def server_context(cert_file, key_file, tls, ca_file=None):
+    """TLS for a listener (plugin.Listener's tls modes)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    if tls in ("mutual", "mutual-required"):
+        ctx.load_verify_locations(cafile=str(ca_file))
+        ctx.verify_mode = ssl.CERT_REQUIRED if tls == "mutual-required" else ssl.CERT_OPTIONAL
+    return ctx
+
+
+class MqttFront:
+    """amqtt + the plug-ins' MQTT listeners. start()/stop() on the emulator's loop."""
+
+    def __init__(self, front, listeners):
+        self.front = front
+        self.listeners = listeners  # [(Listener, Plugin, SSLContext or None, wanted port)]
+        self.ports = {}
+        self.sessions = {}  # session key -> the authenticated Session
+        self._conns = {}  # (peer addr, peer port) -> Session, from accept to close
+        self._pending = {}  # session key -> Session accepted by the front, not yet by amqtt
+        self._offline = {}  # session key -> last Session of a persistent (CleanSession 0) one
+        self._servers = []
+        self._watchdog = None
+        self._broker = None
+        self._key = next(_ids)
+
+    async def start(self):
+        _REGISTRY[self._key] = self
+        config = {
+            "listeners": {"default": {"type": "external"}},
+            "plugins": {"tools.cloudsim.core.broker.FrontPlugin": {"key": self._key}},
+        }
+        self._broker = _FrontBroker(config)
+        self._broker.front = self
+        # amqtt 0.12 iterates its subscription map across awaits while broadcasting; a
+        # SUBSCRIBE landing meanwhile raised "dictionary changed size during iteration" and
+        # the message was lost for every subscriber. Iterating a snapshot fixes that.
+        self._broker._subscriptions = SnapshotItemsDict(self._broker._subscriptions)
+        await self._broker.start()
+        for listener, plugin, ctx, port in self.listeners:
+            host = listener.host or self.front.host
+            if listener.tls in ("mutual", "mutual-required"):
+                # a refused client certificate is logged (asyncio alone drops it silently)
+                server = await tlsaccept.start_server(
+                    lambda r, w, li=listener, pl=plugin: self._accepted(li, pl, r, w),
+                    lambda peer, why, li=listener, pl=plugin: self._tls_refused(li, pl, peer, why),
+                    host,
+                    port,
+                    ctx,
+                )
+            else:
+                server = await asyncio.start_server(
+                    lambda r, w, li=listener, pl=plugin: self._accepted(li, pl, r, w),
+                    host,
+                    port,
+                    ssl=ctx,
+                    reuse_address=True,
+                )
+            self.ports[listener.name] = server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+        self._watchdog = asyncio.ensure_future(self._watch_keepalive())
+
+    async def _watch_keepalive(self):
+        while True:
+            await asyncio.sleep(_WATCH_PERIOD_S)
+            now = time.monotonic()
+            for s in list(self._conns.values()):
+                if s.keepalive and now - s.last_rx > s.keepalive * KEEPALIVE_FACTOR:
+                    self._event(
+                        s,
+                        s.client_id,
+                        "keepalive",
+                        "silent for %.1f s (keepalive %d s): dropped"
+                        % (now - s.last_rx, s.keepalive),
+                    )
+                    s.keepalive = 0
+                    s.transport.abort()
+
+    async def stop(self):
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for server in self._servers:
+            server.close()
+        for s in list(self._conns.values()):
+            s.transport.abort()
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+        self._servers = []
+        if self._broker is not None:
+            try:
+                await asyncio.wait_for(self._broker.shutdown(), 5)
+            except Exception as exc:  # a broker that will not stop must not block a restart
+                log.warning("broker shutdown: %r", exc)
+            self._broker = None
+        for s in list(self.sessions.values()):
+            self._ended(s)
+        self.sessions.clear()
+        _REGISTRY.pop(self._key, None)
+
+    def _event(self, s, device_id, kind, text=""):
+        self.front.event(device_id, kind, text, cloud=s.plugin.name)
+
+    def _tls_refused(self, listener, plugin, peer, reason):
+        text = "%s:%s on %s: TLS handshake failed: %s" % (peer[0], peer[1], listener.name, reason)
+        self.front.event(None, "tls-refused", text, cloud=plugin.name)
+
+    async def _accepted(self, listener, plugin, reader, writer):
+        peer = writer.get_extra_info("peername")[:2]
+        s = self._conns[peer] = Session(listener, plugin, peer, writer.transport)
+        try:
+            try:
+                connect = await asyncio.wait_for(read_connect(reader), _CONNECT_TIMEOUT_S)
+            except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                self._event(s, None, "bad-connect", "%s:%s %r" % (peer[0], peer[1], exc))
+                return
+            code = await self._check(s, connect, writer)
+            if code:
+                writer.write(bytes([0x20, 2, 0, code]))
+                await asyncio.wait_for(writer.drain(), 5)
+                return
+            await self._broker.external_connected(
+                TimedReader(reader, s, connect.encode(s.key)),
+                StreamWriterAdapter(writer),
+                "default",
+            )
+        except Exception as exc:
+            log.info("connection %s ended: %r", peer, exc)
+        finally:
+            self._conns.pop(peer, None)
+            if not writer.is_closing():
+                writer.transport.abort()
+            # A takeover ends the old connection after the new one authenticated: only
+            # the connection that is still current may end the device's session.
+            if s.key is not None and self._pending.get(s.key) is s:
+                del self._pending[s.key]
+            if s.key is not None and self.sessions.get(s.key) is s:
+                del self.sessions[s.key]
+                self._ended(s)
+
+    async def _check(self, s, connect, writer):
+        """0 if the CONNECT may go on, else the CONNACK return code to refuse it with."""
+        s.client_id = connect.client_id
+        if connect.protocol != "MQTT" or connect.level != 4:
+            self._event(s, s.client_id, "refused", "not MQTT 3.1.1")
+            return _UNACCEPTABLE_PROTOCOL
+        if self.front.knobs.refuse_connect:
+            self._event(s, s.client_id, "refused", "refuse_connect knob")
+            return _NOT_AUTHORIZED
+        s.username, s.password = connect.username, connect.password
+        s.clean_session = connect.clean_session
+        if s.listener.tls in ("mutual", "mutual-required"):
+            ssl_object = writer.get_extra_info("ssl_object")
+            s.peer_cert = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        try:
+            dev = s.plugin.authenticate(s)
+            if inspect.isawaitable(dev):
+                dev = await dev
+            if dev is None:
+                raise Refuse("no device")
+        except Refuse as exc:
+            self._event(s, s.client_id, "refused", exc.reason)  # never a password in here
+            return exc.code
+        except Exception as exc:
+            log.exception("authenticate")
+            self._event(s, s.client_id, "refused", "authenticate failed: %r" % exc)
+            return _NOT_AUTHORIZED
+        s.device = dev
+        s.auth = s.auth or ("certificate" if s.peer_cert else "password")
+        s.key = s.key or "%s|%s" % (s.plugin.name, dev.id)
+        s.keepalive = connect.keepalive
+        self._pending[s.key] = s
+        return 0
+
+    # -- asked by amqtt (FrontPlugin) -------------------------------------------------------
+
+    def amqtt_authenticate(self, session):
+        """Only connections the front let through get in. (Found by key, not by peer
+        address: amqtt hands a persistent session's old Session object, with the old
+        connection's address, to a client that resumes it.)"""
+        s = self._pending.pop(session.client_id, None)
+        if s is None:
+            return False
+        s.amqtt = session
+        self.sessions[s.key] = s
+        self._offline.pop(s.key, None)
+        return True
+
+    def session_for(self, key, action):
+        """The session amqtt means; for a message queued to a persistent session while its
+        device is away ("receive"), the last one it had."""
+        s = self.sessions.get(key)
+        if s is None and action == "receive":
+            s = self._offline.get(key)
+        return s
+
+    def allowed(self, s, topic, action):
+        try:
+            acl = s.plugin.acl(s)
+        except Exception as exc:
+            log.exception("acl")
+            self._event(s, s.device.id, "error", "acl(): %r" % exc)
+            return False
+        if action == "subscribe":
+            ok = valid_filter(topic) and any(covers(p, topic) for p in acl.subscribe)
+        elif action == "publish":
+            ok = any(matches(p, topic) for p in acl.publish)
+        else:  # receive: still within what it may subscribe to
+            return any(matches(p, topic) for p in acl.subscribe)
+        if not ok:
+            self._event(s, s.device.id, "denied", "%s %s (ACL)" % (action, topic))
+        return ok
+
+    def connected(self, s):
+        dev = s.device
+        with self.front.registry.lock:
+            dev.connected = True
+            dev.auth = s.auth
+            dev.keepalive = s.keepalive
+            dev.connects += 1
+            dev.subscriptions = set()
+        self._event(s, dev.id, "connected", "%s auth, keepalive %s s" % (s.auth, s.keepalive))
+        self._hook(s, "on_connect", s)
+
+    def _ended(self, s):
+        if not s.clean_session:
+            self._offline[s.key] = s
+        dev = s.device
+        with self.front.registry.lock:
+            dev.connected = False
+            dev.subscriptions = set()
+        self._event(s, dev.id, "disconnected")
+        self._hook(s, "on_disconnect", s)
+
+    def subscribed(self, s, topic, qos):
+        with self.front.registry.lock:
+            s.device.subscriptions.add(topic)
+        self._event(s, s.device.id, "subscribed", topic)
+        self._hook(s, "on_subscribe", s, topic, qos)
+
+    def unsubscribed(self, s, topic):
+        with self.front.registry.lock:
+            s.device.subscriptions.discard(topic)
+        self._event(s, s.device.id, "unsubscribed", topic)
+        self._hook(s, "on_unsubscribe", s, topic)
+
+    async def published(self, s, message):
+        retain = bool(message.publish_packet and message.publish_packet.retain_flag)
+        result = self._hook(
+            s, "on_publish", s, message.topic, bytes(message.data), message.qos, retain
+        )
+        if inspect.isawaitable(result):
+            try:
+                await result
+            except Exception as exc:
+                log.exception("on_publish")
+                self._event(s, s.device.id, "error", "on_publish: %r" % exc)
+
+    def _hook(self, s, name, *args):
+        try:
+            return getattr(s.plugin, name)(*args)
+        except Exception as exc:  # a plug-in's bug must not take the broker down
+            log.exception(name)
+            self._event(s, s.device.id, "error", "%s: %r" % (name, exc))
+            return None
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def publish(self, topic, payload, qos=None, retain=False):
+        # qos None: delivered at the QoS each subscriber asked for.
+        if retain:
+            await self._broker.retain_message(None, topic, bytes(payload), qos or 0)
+        await self._broker.internal_message_broadcast(topic, bytes(payload), qos)
+
+    async def publish_to(self, s, topic, payload, qos=None, unsubscribed=False):
+        """To one session only, if it is still current, allowed and subscribed to topic, at
+        the QoS it subscribed with (capped by qos). True once sent (QoS 1/2: acknowledged).
+        unsubscribed: send even without a matching subscription (at qos, default 0), as a
+        lenient server may."""
+        if self.sessions.get(s.key) is not s or s.amqtt is None:
+            return False
+        if s.amqtt.transitions.state != "connected":  # it sent DISCONNECT, not yet ended
+            return False
+        if not self.allowed(s, topic, "receive"):
+            return False
+        granted = None
+        for flt, subs in self._broker._subscriptions.items():
+            if matches(flt, topic):
+                for x, q in subs:
+                    if x.client_id == s.key:
+                        granted = q if granted is None else max(granted, q)
+        handler = self._broker._get_handler(s.amqtt)
+        if granted is None and unsubscribed:
+            granted = qos or 0
+        if granted is None or handler is None:
+            return False
+        qos = granted if qos is None else min(qos, granted)
+        await handler.mqtt_publish(topic, bytes(payload), qos, retain=False)
+        return True
+
+    def drop(self, device_id, cloud=None):
+        """Abort the device's connection(s) (no DISCONNECT, like a network loss)."""
+        found = False
+        for s in list(self.sessions.values()):
+            if s.device.id == device_id and (cloud is None or s.plugin.name == cloud):
+                s.transport.abort()
+                found = True
+        return found
