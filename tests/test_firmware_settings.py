@@ -129,6 +129,7 @@ def test_the_cloud_is_named_in_the_settings_and_loaded_lazily(tmp_path):
 def test_a_known_cloud_missing_from_the_image_is_a_settings_error(monkeypatch):
     # "sap" is a cloud name settings may use; an image built without it has no profile.
     monkeypatch.setitem(sys.modules, "tether.sap", None)  # import fails like a missing one
+    monkeypatch.setitem(sys.modules, "tether.sap.profile", None)  # even after an earlier load
     with pytest.raises(fw.SettingsError, match="not in this image"):
         fw.load_profile("sap")
 
