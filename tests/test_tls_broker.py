@@ -209,10 +209,17 @@ class RecordingRelay:
 # --- the broker ---------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n):
+    # All sockets stay bound until every port is picked: one at a time, the kernel may hand
+    # the same free port out twice, and mosquitto then fails with "address already in use".
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 LISTENERS = {
@@ -254,7 +261,7 @@ def tls_setup(tmp_path_factory):
         capture_output=True,
         timeout=30,
     )
-    ports = {name: _free_port() for name in LISTENERS}
+    ports = dict(zip(LISTENERS, _free_ports(len(LISTENERS))))
     # brokers.mosquitto writes the first listener; the rest follow with their own options.
     # per_listener_settings: the password listener refuses anonymous clients, the others not.
     # set_tcp_nodelay: a broker that answers at once, so the figures measure the client.
