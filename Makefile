@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv deps test lint format demo bench clean
 
 help:
-	@echo "make demo                 the firmware on the unix port against the local cloud emulator"
+	@echo "make demo [CLOUD=azure]   the firmware on the unix port against the local cloud emulator"
 	@echo "make test                 every test (CPython + MicroPython unix port), after ruff"
 	@echo "make lint | format        ruff format --check + ruff check | fix them"
 	@echo "make bench                benchmarks: memory, latency, throughput, size (docs/performance.md)"
@@ -56,8 +56,15 @@ format: $(STAMP)
 # The local cloud emulator + the firmware on the unix port (docs/emulator.md). The emulator
 # creates the test PKI (tools/pki.py) under var/demo/pki on first run.
 # DEMO_SECONDS=N stops after N seconds (exit status 1 if the board never connected).
+# CLOUD=azure runs the Azure variant instead (examples/azure_firmware/demo.py: DPS, hub,
+# twin, a method, then a reboot that skips DPS), against the emulator's Azure plug-in.
+CLOUD ?= arduino
 demo: $(STAMP)
+ifeq ($(CLOUD),azure)
+	$(BIN)/python examples/azure_firmware/demo.py $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
+else
 	$(BIN)/python -m tools.demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
+endif
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

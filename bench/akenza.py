@@ -7,6 +7,7 @@ Rows:
 - ES256 / RS256 token mint on the unix port, library from .mpy (ms, mean of 20);
 - process start to the first uplink stored by the emulator (ms) and peak RSS (KB), for
   seed 001's flow on CPython, examples/akenza_uplink.py on CPython and on the unix port;
+- heap (KB, .mpy) of tether.akenza's resident modules over the cloud base (own_modules);
 - smallest `-X heapsize` (KB) for connect + 20 uplinks + 1 renewal (5 s token), from .mpy.
 """
 
@@ -26,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 MINT_SCRIPT = """
 import sys, time
-from tether import keys
 from tether.akenza.credentials import JwtCredentials
+from tether.akenza.keyload import load_signer
+import tether.p256_table  # kept by AkenzaClient for an ES256 key, as here
 for path in sys.argv[1:]:
     with open(path, "rb") as f:
-        s = keys.load_private_key(f.read())
+        s = load_signer(f.read())  # the client's path: on a board, p256 comes back per token
     c = JwtCredentials("dev-1", s)
     c.mint(1796000000)
     t0 = time.ticks_us()
@@ -128,10 +130,38 @@ def mint_times(tmp, mpy, keys):
     return rows
 
 
-def smallest_heap(script, mpy, cfg_path, lo=32, hi=256, step=4):
+OWN_SCRIPT = """
+import gc, sys
+import tether.cloud.client, tether.credentials  # the core every cloud client loads
+gc.collect()
+b = gc.mem_alloc()
+for name in sys.argv[1:]:
+    __import__(name)
+gc.collect()
+print("OWN", gc.mem_alloc() - b)
+"""
+
+# The modules a connected client keeps beyond the core (measured on the heap scenario: what
+# stays in sys.modules after connect + 20 uplinks + 1 renewal; hal.clock is the base's).
+OWN_AKENZA = ["tether.akenza", "tether.akenza.client", "tether.akenza.credentials",
+              "tether.p256_table"]  # fmt: skip
+
+
+def own_modules_kb(tmp, mpy, names):
+    """Heap (KB, .mpy) that a cloud's own resident modules cost over the cloud base."""
+    script = Path(tmp) / "own.py"
+    script.write_text(OWN_SCRIPT)
+    out = _mp(script, mpy, names)
+    for line in out.splitlines():
+        if line.startswith("OWN "):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(out[-2000:])
+
+
+def smallest_heap(script, mpy, cfg_path, lo=32, hi=256, step=4, done="DONE True 20 1 0"):
     def ok(kb):
         out = _mp(script, mpy, [cfg_path], kb, 40)
-        return "DONE True 20 1 0" in out
+        return done in out
 
     if not ok(hi):
         return None
@@ -215,6 +245,7 @@ def run(quick=False):
         ms, rss = _rss_run(cmd, mp_env, sim, "dev-ec")
         rows["tether_example_unix_mpy_first_uplink_ms"] = ms
         rows["tether_example_unix_mpy_rss_kb"] = rss
+        rows["own_modules_mpy_kb"] = own_modules_kb(tmp, mpy, OWN_AKENZA)
         if not quick:
             cfg = tmp / "cfg.json"
             cfg.write_text(json.dumps({"id": "dev-ec", "key": ec["private_der"], "port": port,

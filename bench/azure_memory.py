@@ -21,7 +21,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "lib"), str(ROOT)]
 
-SCENARIO = r"""
+# The same work for both scenarios: 10 telemetry, a twin round trip, one method answered.
+_WORK = r"""
+    for i in range(10):
+        m = Message('{"n": %d}' % i, content_type="application/json")
+        m.custom_properties["seq"] = str(i)
+        await c.send_message(m)
+    await c.get_twin()
+    await c.patch_twin_reported_properties({"fw": "1.0"})
+    done = []
+
+    async def on_method(req):
+        await c.send_method_response(MethodResponse.create_from_method_request(req, 200, {}))
+        done.append(1)
+
+    c.on_method_request_received = on_method
+    print("READY")
+    while not done:
+        await asyncio.sleep(0.02)
+"""
+
+SCENARIO = (
+    r"""
 import asyncio, json, sys, gc
 from tether.azure import Message, MethodResponse
 from tether.azure.aio import IoTHubDeviceClient, ProvisioningDeviceClient
@@ -39,29 +60,16 @@ async def main():
     c = IoTHubDeviceClient.create_from_symmetric_key(
         cfg["key"], st.assigned_hub, st.device_id, server_verification_cert=ca)
     await c.connect()
-    for i in range(10):
-        m = Message('{"n": %d}' % i, content_type="application/json")
-        m.custom_properties["seq"] = str(i)
-        await c.send_message(m)
-    await c.get_twin()
-    await c.patch_twin_reported_properties({"fw": "1.0"})
-    done = []
-
-    async def on_method(req):
-        await c.send_method_response(MethodResponse.create_from_method_request(req, 200, {}))
-        done.append(1)
-
-    c.on_method_request_received = on_method
-    print("READY")
-    while not done:
-        await asyncio.sleep(0.02)
-    await c.shutdown()
+"""
+    + _WORK
+    + r"""    await c.shutdown()
     gc.collect()
     print("DONE")
 
 
 asyncio.run(main())
 """
+)
 
 
 def _trial(sim, azure, script, lib, heap_kb, tmp):
@@ -116,6 +124,86 @@ def _trial(sim, azure, script, lib, heap_kb, tmp):
     return "DONE" in out
 
 
+# The same steps through the firmware's profile (`"cloud": "azure"` in settings.json): DPS
+# runs as the client's "dps" stage and its module is dropped again before the hub connect.
+PROFILE_SCENARIO = (
+    r"""
+import asyncio, json, sys, gc
+from tether.azure import Message, MethodResponse
+from tether.azure.profile import make_client
+
+cfg = json.loads(open(sys.argv[1]).read())
+settings = {
+    "cloud": "azure",
+    "azure": {"id_scope": cfg["id_scope"], "registration_id": cfg["reg"],
+              "provisioning_host": cfg["dps_host"], "cache": cfg["ca_der"] + cfg["reg"]},
+    "credentials": {"ca": cfg["ca_der"]},
+    "_secrets": {"symmetric_key": cfg["key"]},
+}
+
+
+async def main():
+    c = make_client(settings)
+    c.time_synced = True
+    task = asyncio.create_task(c.run())
+"""
+    + _WORK
+    + r"""    c.stop()
+    await task
+    gc.collect()
+    print("DONE")
+
+
+asyncio.run(main())
+"""
+)
+
+IMPORTS = r"""
+import gc, sys
+gc.collect()
+b0 = gc.mem_alloc()
+out = []
+for name in sys.argv[1:]:
+    __import__(name)
+    gc.collect()
+    out.append(gc.mem_alloc() - b0)
+print(" ".join(str(n) for n in out))
+"""
+# What each layer adds to the heap when imported in this order (from .mpy): the core's
+# cloud base, then the hub client (tether.azure.aio.IoTHubDeviceClient: device, hub,
+# features, bag, models, exceptions, common), then DPS.
+IMPORT_STEPS = (
+    ("asyncio", "asyncio"),
+    ("core cloud base (tether.cloud.client)", "tether.cloud.client"),
+    ("Azure hub client (tether.azure.device + deps)", "tether.azure.device"),
+    ("Azure DPS (tether.azure.dps)", "tether.azure.dps"),
+)
+
+
+def import_costs(lib, tmp):
+    """[(label, KB added)] of IMPORT_STEPS on the unix port, from `lib`."""
+    from mpy import micropython_binary
+
+    script = Path(tmp) / "imports.py"
+    script.write_text(IMPORTS)
+    env = {"MICROPYPATH": ".frozen:%s" % lib, "PATH": "/usr/bin:/bin"}
+    names = [m for _, m in IMPORT_STEPS]
+    out = subprocess.run(
+        [micropython_binary(), str(script)] + names,
+        env=env,
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    sizes = [int(n) for n in out.stdout.split()]
+    rows, prev = [], 0
+    for (label, _), n in zip(IMPORT_STEPS, sizes):
+        rows.append(("import heap added: " + label, round((n - prev) / 1024, 1)))
+        prev = n
+    return rows
+
+
 def smallest_heap(sim, azure, script, lib, tmp, lo=32, hi=256, step=4):
     def ok(kb):
         return any(_trial(sim, azure, script, lib, kb, tmp) for _ in range(2))
@@ -141,16 +229,21 @@ def run():
     tmp = Path(tempfile.mkdtemp(prefix="azure-mem-"))
     script = tmp / "scenario.py"
     script.write_text(SCENARIO)
+    profile = tmp / "profile_scenario.py"
+    profile.write_text(PROFILE_SCENARIO)
     mpy = compile_mpy(ROOT / "lib", tmp / "mpy")
     sim, azure = start_sim(tmp / "sim")
-    rows = []
+    rows = import_costs(mpy, tmp)
+    what = "smallest heap, DPS+connect+10 telemetry+twin+method"
     try:
         for form, lib in (("mpy", mpy), ("py", ROOT / "lib")):
             kb = smallest_heap(sim, azure, script, lib, tmp)
-            rows.append(("smallest heap, DPS+connect+10 telemetry+twin+method (.%s)" % form, kb))
+            rows.append(("%s (.%s)" % (what, form), kb))
+        kb = smallest_heap(sim, azure, profile, mpy, tmp)
+        rows.append(("%s, firmware profile (.mpy)" % what, kb))
     finally:
         sim.stop()
-    print("%-66s %s" % ("figure (unix port, TLS, SAS)", "KB"))
+    print("%-66s %s" % ("figure (unix port, .mpy unless .py, TLS, SAS)", "KB"))
     for name, kb in rows:
         print("%-66s %s" % (name, kb))
     return rows

@@ -10,8 +10,8 @@ verified TLS (a full handshake each: one request per connection); the longest th
 went without running another task during a download and during a TLS GET; bytes allocated per plain
 request (unix port, gc disabled while counting); heap held after the requests (a leak shows
 here); a 200 KB streamed download through a 512-byte buffer (MB/s); the smallest
-`-X heapsize` that runs one GET and that download; and the .mpy size of http and http_parse
-per architecture. Benchmarks, not tests: nothing here fails on speed.
+`-X heapsize` that runs one GET and that download; and the .mpy size of http, http_parse
+and http_chunked per architecture. Benchmarks, not tests: nothing here fails on speed.
 """
 
 import argparse
@@ -29,8 +29,8 @@ for _p in (str(ROOT), str(LIB), str(ROOT / "tests")):
         sys.path.insert(0, _p)
 
 ARCHS = ("xtensawin", "armv7emsp", "armv6m")
-MODULES = ("http", "http_parse")
-NEEDED = ("__init__", "compat", "log", "mqtt_stream", "http_parse", "http", "errors", "tlsctx")
+MODULES = ("http", "http_parse", "http_chunked")
+NEEDED = MODULES + ("__init__", "compat", "log", "mqtt_stream", "errors", "tlsctx")
 BIG = 200_000
 
 SCRIPT = """

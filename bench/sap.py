@@ -9,6 +9,10 @@ send N measures one at a time, each awaited until its ack on ack/{alternateId} a
 report their peak RSS, measures/s and the ack latency p50 (publish call to ack, wall
 clock). "over bare" subtracts a process that only imports ssl, asyncio and json.
 Issue 14 asks: RSS at most 1/2 of paho's, measures/s at least 1x.
+
+On the unix port, library from .mpy (skipped with --quick): the heap tether.sap's resident
+modules cost over the cloud base, and the smallest `-X heapsize` (KB) for connect + 20
+measures acked (mutual TLS, the bundle's RSA-2048 device key); issue 14 asks at most 80.
 """
 
 import argparse
@@ -113,6 +117,45 @@ def _paho(cfg):
     _report(_rss_kb(), lat, elapsed)
 
 
+HEAP_SCRIPT = """
+import asyncio, json, sys
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
+from tether.sap import SAPIoTClient
+c = SAPIoTClient(cfg["alt"], "127.0.0.1", cfg["port"], cert=cfg["cert_der"],
+                 key=cfg["key_der"], ca=cfg["ca_der"], server_hostname="localhost")
+
+async def main():
+    t = asyncio.create_task(c.run())
+    await c.wait_connected(20000)
+    n = 0
+    for i in range(20):
+        if await c.send_measures("env", [{"temperature": i}], "s1") == 202:
+            n += 1
+    print("DONE", n, c.session.failures)
+    c.stop()
+    await asyncio.sleep(0.1)
+
+asyncio.run(main())
+"""
+
+# What a connected SAPIoTClient keeps in sys.modules beyond the cloud base.
+OWN_SAP = ["tether.sap", "tether.sap.acks", "tether.sap.client"]
+
+
+def unix_rows(tmp, cfg_path):
+    from bench.akenza import compile_mpy, own_modules_kb, smallest_heap
+
+    mpy = compile_mpy(Path(tmp) / "mpy")
+    script = Path(tmp) / "heap.py"
+    script.write_text(HEAP_SCRIPT)
+    return [
+        ("own_modules_mpy_kb", own_modules_kb(tmp, mpy, OWN_SAP)),
+        ("heap_mpy_kb_connect_20_measures_acked", smallest_heap(script, mpy, cfg_path,
+                                                                 done="DONE 20 0")),
+    ]  # fmt: skip
+
+
 def _child(kind, cfg_path):
     with open(cfg_path) as f:
         cfg = json.load(f)
@@ -138,7 +181,7 @@ def _run_child(kind, cfg_path):
     raise RuntimeError("%s failed:\n%s%s" % (kind, out.stdout[-2000:], out.stderr[-2000:]))
 
 
-def run(count=200):
+def run(count=200, quick=False):
     sys.path.insert(0, str(ROOT))
     from tools import sap_cert
     from tools.cloudsim import CloudSim
@@ -152,7 +195,7 @@ def run(count=200):
         bundle = sap.issue_certificate(ALT)
         files = sap_cert.write(sap_cert.convert(bundle["pem"], bundle["secret"]), tmp / "dev")
         cfg = {
-            "port": sim.ports["sap"], "count": count, "cert_der": files["cert.der"],
+            "alt": ALT, "port": sim.ports["sap"], "count": count, "cert_der": files["cert.der"],
             "key_der": files["key.der"], "cert_pem": files["cert.pem"],
             "key_pem": files["key.pem"], "ca_der": str(sim.ca.cert_der_path),
             "ca_pem": str(sim.ca.cert_pem_path),
@@ -161,6 +204,7 @@ def run(count=200):
         path.write_text(json.dumps(cfg))
         bare = _run_child("bare", path)["rss_kb"]
         res = {k: _run_child(k, path) for k in ("paho", "tether")}
+        unix = [] if quick else unix_rows(tmp, path)
     finally:
         sim.stop()
     rows = []
@@ -175,16 +219,19 @@ def run(count=200):
         "tether/paho: RSS over bare %.2f (want <= 0.5), measures/s %.2f (want >= 1)"
         % ((t["rss_kb"] - bare) / max(1, p["rss_kb"] - bare), t["per_s"] / p["per_s"])
     )
-    return rows
+    for k, v in unix:
+        print("%-40s %s" % (k, v))
+    return rows + unix
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--quick", action="store_true", help="skip the unix-port heap figures")
     a = ap.parse_args()
     if a.child:
         _child(*a.child)
     else:
-        run(a.count)
+        run(a.count, a.quick)
     os._exit(0)  # the emulator's loop thread must not hold the exit

@@ -8,7 +8,6 @@ Settings format, secrets, safe mode and the app module: docs/firmware.md.
 """
 
 import asyncio
-import json
 import sys
 
 from tether import log
@@ -239,31 +238,20 @@ class Firmware:
         _log.info("store %s: %d value(s) waiting from an earlier boot", path, store.depth)
         return store
 
-    # diagnostics: off by default; logged, and published only where a topic is given
+    # diagnostics: off by default, so their code (tether_diagnostics) loads only when on
     def setup_diagnostics(self):
         cfg = self.settings.get("diagnostics")
-        if not cfg:
-            return
-        if cfg is True:
-            cfg = {}
-        if not isinstance(cfg, dict):
-            raise SettingsError("diagnostics must be an object, true or false")
-        interval = cfg.get("interval_s", 60)
-        if not isinstance(interval, (int, float)) or interval <= 0:
-            raise SettingsError("diagnostics.interval_s must be a positive number")
-        topic = cfg.get("topic")
-        if topic:
-            self._diag_topic = topic.replace("{device_id}", self.settings["device_id"])
-        self.client.set_diagnostics(int(interval * 1000), self.diagnostics)
+        if cfg:
+            import tether_diagnostics
+
+            tether_diagnostics.setup(self, cfg)
 
     async def diagnostics(self, client, d):
-        """The client's diagnostics callback: one log line, plus a QoS 0 publish on the
-        configured topic (never the cloud's own topics: their payloads mean values)."""
-        d["uptime_s"] = ticks_diff(ticks_ms(), T0) // 1000
-        text = json.dumps(d)
-        _log.info("diagnostics %s", text)
-        if self._diag_topic:
-            await client.publish(self._diag_topic, text, 0)
+        """The client's diagnostics callback: logged, and published on the configured
+        topic (tether_diagnostics.report)."""
+        import tether_diagnostics
+
+        await tether_diagnostics.report(client, d, T0, self._diag_topic)
 
     def start_app(self):
         name = self.settings.get("app", "app")

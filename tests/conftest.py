@@ -27,7 +27,9 @@ from mpy import LIB, micropython_cmd, micropython_env  # noqa: E402
 DEVICE_DIR = LIB.parent / "tests" / "device"
 UNIX_FILE_TIMEOUT_S = 600
 
-for p in (str(LIB), str(DEVICE_DIR)):
+# The repository root too: test files import tools.* (the emulator, bundle, ...) and must
+# not depend on another test file having put it there first.
+for p in (str(LIB), str(DEVICE_DIR), str(LIB.parent)):
     if p not in sys.path:
         sys.path.insert(0, p)
 

@@ -9,20 +9,18 @@ on a command-line argument of 256 characters or more.)
 Prints one JSON object per line (what the test reads); "ready" once connected where the
 test has to act. Modes: connect (wait_connected: ok or the error), acks (a measure whose ack
 the emulator drops, one per sample form, one the model refuses), commands (print each
-command until `count` came, then the counters), outage (3 measures, "cut" -> wait for the
-test to cut the link, 5 measures queued offline, "queued" -> their results after it).
+command until `count` came, then the counters), measure (one, and its result), outage (3
+measures, "cut" -> wait for the test to cut the link, 5 measures queued offline, "queued"
+-> their results after it).
 """
 
 import asyncio
 import json
 import sys
 
+import tether.sap as sap  # the error classes are looked up when one is raised (lazy)
 from tether import log
-from tether.sap import MeasureRefused, MeasureUnconfirmed, SAPConnectError, SAPIoTClient
-
-with open(sys.argv[1]) as f:
-    CFG = json.load(f)
-log.setLevel(log.DEBUG if CFG.get("debug") else log.WARNING)
+from tether.sap import SAPIoTClient
 
 
 def out(**kw):
@@ -46,9 +44,9 @@ def client_for(cfg, **kw):
 async def result(aw):
     try:
         return {"code": await aw}
-    except MeasureRefused as exc:
+    except sap.MeasureRefused as exc:
         return {"refused": exc.code, "message": exc.message}
-    except MeasureUnconfirmed as exc:
+    except sap.MeasureUnconfirmed as exc:
         return {"unconfirmed": exc.reason}
 
 
@@ -74,7 +72,7 @@ async def main(cfg):
     task = asyncio.create_task(c.run())
     try:
         await c.wait_connected(cfg.get("timeout_ms", 10000))
-    except SAPConnectError as exc:
+    except sap.SAPConnectError as exc:
         out(error=str(exc), code=exc.code, permanent=exc.permanent)
         c.stop()
         return
@@ -87,6 +85,8 @@ async def main(cfg):
         out(r=await result(c.send_measures("env", [["warm", "C"]], s)))
         m = c.queue_measures("env", [{"unit": "K"}], s, timestamp=1700000000000)
         out(r=await result(c.wait_ack(m)), latency=m.latency_ms is not None)
+    elif mode == "measure":
+        out(r=await result(c.send_measures("env", [[20.5, "C"]], "s1")))
     elif mode == "commands":
         await until(lambda: len(got) >= cfg["count"], cfg.get("wait_ms", 10000))
     elif mode == "outage":
@@ -99,9 +99,14 @@ async def main(cfg):
         for m in pending:
             out(r=await result(c.wait_ack(m)))
     st = c.stats()
-    out(stats=dict((k, st[k]) for k in st if not k.startswith("mqtt_")), up=c.connected)
+    mods = sorted(k for k in sys.modules if k.startswith("tether"))
+    out(stats=dict((k, st[k]) for k in st if not k.startswith("mqtt_")), up=c.connected, mods=mods)
     c.stop()
     await until(task.done, 2000)
 
 
-asyncio.run(main(CFG))
+if __name__ == "__main__":  # pytest may collect this file (tests/*sap*): nothing runs then
+    with open(sys.argv[1]) as f:
+        CFG = json.load(f)
+    log.setLevel(log.DEBUG if CFG.get("debug") else log.WARNING)
+    asyncio.run(main(CFG))

@@ -330,3 +330,96 @@ def _dt(ms):
     import datetime
 
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS)
+def test_precompiled_interfaces(astarte_sim, tmp_path, interp):
+    """tools/astarte_ifc.py compiles the interface JSON on the host; the device reads only
+    the compact .ifc files (no parser) and the emulator sees the same introspection, takes
+    its datastreams and delivers a server property."""
+    from tools.astarte_ifc import main as ifc
+
+    sim = astarte_sim
+    astarte = sim.clouds["astarte"]
+    astarte.add_interfaces_dir(IFACES)
+    out = tmp_path / "ifc"
+    assert ifc([str(IFACES), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.stem + ".ifc" for p in IFACES.glob("*.json")
+    )
+    device_id = new_device_id()
+    (tmp_path / "persistency").mkdir()
+    start = tether_client(tmp_path, sim, interp)
+    client = start(device_id, "test", astarte.pairing_url, tmp_path / "persistency", out)
+    try:
+        secret = client.call("register", jwt=astarte.agent_jwt())
+        astarte.set_server_property(device_id, SRV_PROPS, "/threshold", 2.5)
+        client.call("connect", secret=secret)
+        _connected(client)
+        assert client.data(SRV_PROPS, "/threshold") == 2.5
+        client.call("send", interface=SENSORS, path="/s1/temperature", value=1.5,
+                    timestamp_ms=1700000000000)  # fmt: skip
+        assert astarte.wait_datastream(device_id, SENSORS, "/s1/temperature")["value"] == 1.5
+        intro = astarte.introspection(device_id)
+        assert sorted(intro) == sorted(p.stem for p in IFACES.glob("*.json")), intro
+        assert astarte.rejected(device_id) == []
+    finally:
+        client.close()
+
+
+def test_precompile_names_the_bad_field(tmp_path, capsys):
+    from tools.astarte_ifc import main as ifc
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"interface_name": "org.x.Y", "version_major": 1, "version_minor": 0, '
+                   '"type": "datastream", "ownership": "device", "mappings": [{"endpoint": '
+                   '"/a", "type": "double", "reliability": "sometimes"}]}')  # fmt: skip
+    assert ifc([str(bad), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "reliability 'sometimes'" in err, err
+
+
+def test_ignore_ssl_errors_warns_at_every_connect(astarte_sim, tmp_path):
+    """ignore_ssl_errors=True (no CA at all): pairing and broker TLS are not verified, and
+    the client says so at every connect, not once."""
+    import asyncio
+    import io
+
+    from tether import log
+    from tether.astarte import DeviceMqtt, register_device_with_jwt_token
+
+    sim = astarte_sim
+    astarte = sim.clouds["astarte"]
+    astarte.add_interfaces_dir(IFACES)
+    device_id = new_device_id()
+    url = astarte.pairing_url
+    secret = register_device_with_jwt_token(
+        device_id, "test", astarte.agent_jwt(), url, ignore_ssl_errors=True
+    )
+    # without ignore_ssl_errors and without the test CA, the pairing API is not trusted
+    with pytest.raises(Exception) as info:
+        register_device_with_jwt_token(new_device_id(), "test", astarte.agent_jwt(), url)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) or "certificate" in str(info.value)
+    (tmp_path / "p").mkdir()
+    out = io.StringIO()
+    log.basicConfig(level=log.INFO, stream=out)
+
+    async def main():
+        d = DeviceMqtt(device_id, "test", secret, url, tmp_path / "p", ignore_ssl_errors=True)
+        d.add_interfaces_from_dir(IFACES)
+        d.connect()
+        await asyncio.sleep(0)
+        try:
+            assert await d.wait(lambda: d.connected, 15000)
+            await asyncio.get_running_loop().run_in_executor(None, sim.restart_broker)
+            assert await d.wait(lambda: not d.connected, 15000)
+            assert await d.wait(lambda: d.connected, 30000)
+        finally:
+            await d.adisconnect()
+
+    try:
+        asyncio.run(main())
+    finally:
+        log.basicConfig(level=log.INFO)
+    text = out.getvalue()
+    assert text.count("ignore_ssl_errors: TLS certificates are NOT verified") == 2, text

@@ -214,7 +214,10 @@ def test_firmware_profile_provisions_once_caches_and_reprovisions_when_refused(
         return c
 
     cpath = str(tmp_path / "azure_assignment.json")
+    sys.modules.pop("tether.azure.dps", None)
     asyncio.run(boot(1))
+    # DPS's code was loaded for the registration only (a board needs the RAM for the hub).
+    assert "tether.azure.dps" not in sys.modules
     doc = cache.load(cpath, azure.id_scope, "prof-1")
     assert doc["device_id"] == "prof-1" and doc["assigned_hub"] == azure.assigned_hub
     assert not (tmp_path / "azure_assignment.json.tmp").exists()

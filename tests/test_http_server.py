@@ -239,7 +239,7 @@ def _mpy_lib(out):
     """The modules the download needs, compiled to .mpy (as a board would hold them)."""
     pkg = out / "tether"
     pkg.mkdir(parents=True, exist_ok=True)
-    for m in ("__init__", "compat", "log", "mqtt_stream", "http_parse", "http"):
+    for m in ("__init__", "compat", "log", "mqtt_stream", "http_parse", "http_chunked", "http"):
         src = ROOT / "lib" / "tether" / (m + ".py")
         subprocess.run([str(MPY_CROSS), str(src), "-o", str(pkg / (m + ".mpy"))], check=True)
     return out

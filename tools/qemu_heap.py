@@ -2,6 +2,7 @@
 with Tether frozen, running the scenario of issue 10 (tools/qemu_heap/qemu_scenario.py).
 
     .venv/bin/python -m tools.qemu_heap --mpy-dir DIR [--step 256] [--no-builds] [--once]
+    .venv/bin/python -m tools.qemu_heap --mpy-dir DIR --probe 'connected()'   # where RAM goes
 
 DIR is a MicroPython source tree (a git checkout: `ports/qemu`, `py/`, `extmod/`, `tools/`);
 also taken from $MPY_DIR. Needs the Debian packages gcc-arm-none-eabi,
@@ -212,66 +213,6 @@ def run(elf, pool=0, timeout_s=40, call=None, src="frozen", romfs=None, module="
     return parse(out.decode(errors="replace"))
 
 
-def run_unix(lib, pool=0, timeout_s=120, call=None):
-    """The same scenario on the MicroPython unix port (64-bit), the library and the
-    scenario taken from `lib` (.mpy or .py), asyncio from the port's frozen modules."""
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ".frozen:" + str(lib)
-    call = call or "main(%d)" % pool
-    code = "import qemu_scenario; qemu_scenario." + call
-    try:
-        p = subprocess.run(
-            [micropython_unix(), "-X", "heapsize=4m", "-c", code],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            errors="replace",
-        )
-        return parse(p.stdout + p.stderr)
-    except subprocess.TimeoutExpired as exc:
-        text = exc.stdout or ""
-        if isinstance(text, bytes):
-            text = text.decode(errors="replace")
-        return parse(text + "\nQH result FAIL timeout")
-
-
-def compile_lib(dst, scenario=True, lib=None):
-    """lib/tether (and the scenario) compiled to .mpy, what a board's filesystem holds
-    after `mip install` (bytecode only: the same files for every architecture)."""
-    dst = Path(dst)
-    lib = Path(lib or ROOT / "lib")
-    files = [(f, f.relative_to(lib)) for f in (lib / "tether").rglob("*.py")]
-    if scenario:
-        files.append((HERE / "qemu_scenario.py", Path("qemu_scenario.py")))
-    for src, rel in files:
-        out = dst / rel.with_suffix(".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([mpy_cross(), "-o", str(out), str(src)], check=True, timeout=60)
-    return dst
-
-
-def romfs_image(mpy_dir, dst, lib=None):
-    """A ROMFS image (the qemu board's partition 0) of lib/tether as .mpy, made with the
-    tree's own mpremote romfs writer; returns its path."""
-    import contextlib
-    import importlib.util
-    import io
-
-    dst = Path(dst)
-    files = compile_lib(dst / "files", scenario=False, lib=lib)
-    spec = importlib.util.spec_from_file_location(
-        "_mpy_romfs", Path(mpy_dir) / "tools" / "mpremote" / "mpremote" / "romfs.py"
-    )
-    romfs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(romfs)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the tree
-        data = romfs.make_romfs(str(files), mpy_cross=False)
-    img = dst / "romfs.img"
-    img.write_bytes(data)
-    return img
-
-
 def _read_until(p, out, marker, deadline):
     import select
 
@@ -328,34 +269,6 @@ def smallest_pool(runner, lo=8 * 1024, hi=None, step=256, probes=None):
     return hi, full
 
 
-def smallest_heap_size(mpy_dir, manifest, guess, step=256, board=BOARD, probes=None):
-    """Smallest MICROPY_HEAP_SIZE (bytes, multiple of `step`) whose image completes the
-    scenario with its whole heap, bisected over real builds (each relinks in seconds)."""
-
-    def ok(size):
-        for _ in range(2):
-            r = run(build(mpy_dir, size, board, manifest=manifest))
-            if probes is not None:
-                probes.append((size, r.get("pool"), r.get("result")))
-            if completes(r):
-                return True
-        return False
-
-    lo = (guess - 4096) // step * step
-    hi = lo + 8192
-    while ok(lo):
-        lo -= 4096
-    while not ok(hi):
-        lo, hi = hi, hi + 4096
-    while hi - lo > step:
-        mid = (lo + hi) // 2 // step * step
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
 def figures(full, pool):
     """The figures of one form: a full-heap run and its smallest pool."""
     return {
@@ -408,58 +321,6 @@ def measure(mpy_dir, step=256, heap_sizes=True, board=BOARD, unix=True):
     return res
 
 
-PEER_FILES = (
-    ("arduino_iot_cloud", "package"),
-    ("senml", "package"),
-    ("cbor2", "package"),
-    ("logging.py", "module"),
-)
-
-
-def peer_manifest(peer_dir):
-    """A manifest freezing arduino-iot-cloud-py from peer_dir (which holds
-    arduino_iot_cloud/, senml/, cbor2/ and logging.py: the peer's src/ and micropython-lib's
-    packages), asyncio and the peer scenario; written to build/qemu/peer/manifest.py."""
-    peer_dir = Path(peer_dir).resolve()
-    lines = ['include("$(MPY_DIR)/extmod/asyncio")']
-    for name, kind in PEER_FILES:
-        if not (peer_dir / name).exists():
-            raise QemuHeapError("%s has no %s" % (peer_dir, name))
-        lines.append('%s("%s", base_path="%s")' % (kind, name, peer_dir))
-    for name in ("qemu_scenario.py", "qemu_peer.py"):
-        lines.append('module("%s", base_path="%s")' % (name, HERE))
-    out = BUILD / "peer" / "manifest.py"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    return out
-
-
-def measure_peer(mpy_dir, peer_dir, step=512):
-    """The peer's figures on its own image (one try per probe: a failing run of the peer
-    retries forever, so each costs the whole timeout)."""
-    elf = build(mpy_dir, manifest=peer_manifest(peer_dir), variant="-peer")
-
-    def runner(pool):
-        return run(elf, call="main(%d)" % pool, module="qemu_peer", timeout_s=90)
-
-    full = runner(0)
-    if not completes(full):
-        raise QemuHeapError("the peer fails with the whole heap:\n" + full["raw"][-3000:])
-    lo, hi = 8 * 1024, full["pool"]
-    probes = []
-    while hi - lo > step:
-        mid = (lo + hi) // 2 // 16 * 16
-        r = runner(mid)
-        probes.append((mid, r.get("pool"), r.get("result")))
-        if completes(r):
-            hi = mid
-        else:
-            lo = mid
-    res = figures(full, hi)
-    res["probes"] = probes
-    return res
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mpy-dir", default=None, help="MicroPython tree (default: $MPY_DIR)")
@@ -469,6 +330,12 @@ def main(argv=None):
     )
     ap.add_argument("--once", action="store_true", help="one run with the whole heap")
     ap.add_argument("--peer", default=None, help="measure arduino-iot-cloud-py from DIR")
+    ap.add_argument(
+        "--probe",
+        default=None,
+        metavar="CALL",
+        help="run qemu_probe.CALL on the image, e.g. 'connected()' or 'why(32000)'",
+    )
     a = ap.parse_args(argv)
     d = find_mpy_dir(a.mpy_dir)
     if d is None:
@@ -480,6 +347,10 @@ def main(argv=None):
         res = measure_peer(d, a.peer)
         print(res)
         return res
+    if a.probe:
+        r = run(build(d), call=a.probe, module="qemu_probe")
+        print(r.pop("raw"))
+        return r
     if a.once:
         r = run(build(d))
         print(r.pop("raw"))
@@ -491,6 +362,27 @@ def main(argv=None):
         print("%-10s %s" % (k, v))
     return res
 
+
+# The unix-port, .mpy, ROMFS and peer forms (tools/qemu_heap_forms.py), under their old names.
+from tools.qemu_heap_forms import (  # noqa: E402
+    PEER_FILES,
+    compile_lib,
+    measure_peer,
+    peer_manifest,
+    romfs_image,
+    run_unix,
+    smallest_heap_size,
+)
+
+__all__ = [
+    "PEER_FILES",
+    "compile_lib",
+    "measure_peer",
+    "peer_manifest",
+    "romfs_image",
+    "run_unix",
+    "smallest_heap_size",
+]
 
 if __name__ == "__main__":
     main()

@@ -49,12 +49,18 @@ def unload_since(before):
     the connection needs the RAM. Objects built meanwhile keep what they use alive."""
     for name in list(sys.modules):
         if name.startswith("tether.") and name not in before:
-            del sys.modules[name]
-            i = name.rfind(".")
-            try:
-                delattr(sys.modules[name[:i]], name[i + 1 :])
-            except (AttributeError, KeyError):
-                pass
+            unload(name)
+
+
+def unload(name):
+    """Forget module `name` (and its attribute on the parent package): the next import
+    loads it again. What still uses its functions or classes keeps those alive."""
+    sys.modules.pop(name, None)
+    i = name.rfind(".")
+    try:
+        delattr(sys.modules[name[:i]], name[i + 1 :])
+    except (AttributeError, KeyError):
+        pass
 
 
 def build_once(fn, *args):

@@ -1,5 +1,5 @@
 """HTTP/1.1 wire format for tether.http: URLs, the request head, the reply's status line,
-header fields and chunk sizes, and a buffered reader with bounded lines.
+header fields, and a buffered reader with bounded lines. Chunked bodies: tether.http_chunked.
 
 Everything a server sends is checked here and every problem is an HTTPError, so a broken or
 hostile server can make a request fail but cannot raise IndexError, ValueError or
@@ -9,25 +9,19 @@ UnicodeError in the caller. The reply, as RFC 9112 spells it::
     Content-Type: application/json\\r\\n   field: token ":" OWS value OWS
     Transfer-Encoding: chunked\\r\\n
     \\r\\n                                 end of the head
-    1a;name=x\\r\\n                         chunk: size in hex (extensions ignored) ...
-    <26 bytes>\\r\\n                        ... its data and CRLF
-    0\\r\\n                                last chunk, trailer fields, empty line
-    \\r\\n
+    <body>                                Content-Length bytes, chunked, or up to the close
 """
 
 from tether.compat import const
 
-_MAX_CHUNK_HEX = const(8)  # chunks up to 4 GiB - 1: more than any board holds
 _MAX_LENGTH_DIGITS = const(15)
 _CR = const(13)
-_LF = const(10)
 _SP = const(32)
 _HT = const(9)
 _DEL = const(127)
 
 # RFC 9110 token characters (field names, methods)
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_HEX = b"0123456789abcdefABCDEF"
 _DIGITS = "0123456789"
 
 
@@ -218,18 +212,6 @@ def parse_length(value):
     return n
 
 
-def parse_chunk_size(line):
-    """b"1a;name=x" -> 26. Extensions are ignored; at most 8 hex digits."""
-    i = line.find(b";")
-    digits = (line if i < 0 else line[:i]).strip(b" \t")
-    if not digits or len(digits) > _MAX_CHUNK_HEX:
-        raise HTTPError("bad chunk size line: " + _show(line))
-    for c in digits:
-        if c not in _HEX:
-            raise HTTPError("bad chunk size line: " + _show(line))
-    return int(str(digits, "ascii"), 16)
-
-
 class Reader:
     """Buffered reads over a stream with `await readinto(mv)` -> count (0 at end), such as
     tether.mqtt_stream.Transport. Lines are bounded; body bytes bypass the buffer when it
@@ -282,27 +264,12 @@ class Reader:
         self._pos += n
         return n
 
-    async def expect_crlf(self):
-        """The CRLF after chunk data. HTTPError if other bytes come: the chunk was longer
-        than its size line said (a lying length); HTTPError if the stream ends."""
-        for want in (_CR, _LF):
-            if self._pos == self._end and not await self._fill():
-                raise HTTPError("body truncated: connection closed after a chunk's data")
-            c = self._buf[self._pos]
-            if c != want:
-                if want == _CR and c == _LF:  # bare LF, tolerated like in lines
-                    self._pos += 1
-                    return
-                raise HTTPError("chunk data longer than its size line said (no CRLF after it)")
-            self._pos += 1
-
 
 # Body framing, Message._mode
 DONE = const(0)
 LENGTH = const(1)
 CHUNKED = const(2)
 TO_EOF = const(3)
-_CHUNK_LINE = const(256)  # a chunk size line with its extensions
 
 
 class Message:
@@ -377,16 +344,12 @@ class Message:
         # One read of body bytes into mv (a memoryview); 0 when the body is complete.
         mode = self._mode
         if mode == CHUNKED and not self._left:
-            r = self._r
-            if self._crlf:
-                await r.expect_crlf()
-                self._crlf = False
-            size = parse_chunk_size(
-                await r.readline(_CHUNK_LINE, "a chunk size line", "chunk size line too long")
-            )
+            # Chunked replies are the rarer kind: their code loads at the first chunk. A
+            # plain import allocates nothing once the module is loaded.
+            import tether.http_chunked
+
+            size = await tether.http_chunked.next_chunk(self)
             if not size:
-                await self._fields({}, self._max_head, "reply trailers too large")
-                self._finish()
                 return 0
             self._left = size
         if mode == DONE:

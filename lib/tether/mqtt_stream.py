@@ -35,6 +35,25 @@ else:
     def wait_for_ms(aw, ms):
         return asyncio.wait_for(aw, ms / 1000)
 
+    # Defined on CPython only: on a board the class would cost RAM for nothing.
+    class _CopyingWriter:
+        """CPython: hand the transport a copy of every buffer.
+
+        The client reuses its send buffers (`_tx`, the 4-byte ack) for the next packet as soon
+        as write() returns. CPython >= 3.12 queues the caller's buffer without copying when the
+        socket is backed up (zero-copy writes), so the queued tail would be overwritten; a copy
+        costs nothing that matters on a gateway. MicroPython's Stream copies into out_buf itself.
+        """
+
+        def __init__(self, writer):
+            self._writer = writer
+
+        def write(self, buf):
+            self._writer.write(bytes(buf))
+
+        def __getattr__(self, name):  # drain, close, wait_closed, get_extra_info, transport...
+            return getattr(self._writer, name)
+
 
 def set_nodelay(writer):
     """Best effort: disable Nagle on a MicroPython TCP stream (see module docstring)."""
@@ -52,25 +71,6 @@ def set_nodelay(writer):
         return True
     except Exception:  # an option the port refuses must not cost the connection
         return False
-
-
-class _CopyingWriter:
-    """CPython: hand the transport a copy of every buffer.
-
-    The client reuses its send buffers (`_tx`, the 4-byte ack) for the next packet as soon
-    as write() returns. CPython >= 3.12 queues the caller's buffer without copying when the
-    socket is backed up (zero-copy writes), so the queued tail would be overwritten; a copy
-    costs nothing that matters on a gateway. MicroPython's Stream copies into out_buf itself.
-    """
-
-    def __init__(self, writer):
-        self._writer = writer
-
-    def write(self, buf):
-        self._writer.write(bytes(buf))
-
-    def __getattr__(self, name):  # drain, close, wait_closed, get_extra_info, transport...
-        return getattr(self._writer, name)
 
 
 class Transport:

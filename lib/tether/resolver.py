@@ -62,6 +62,18 @@ class Resolver:
         return ip
 
 
+def dns_stage(session, host, port, link_up, on_address):
+    """Session.dns_stage: a stage resolving `host` with the session's resolver."""
+
+    async def dns():
+        ip = await session.resolver.resolve(host, port, link_up)
+        session.address = ip
+        if on_address is not None:
+            on_address(ip)
+
+    return dns
+
+
 def _is_ip(host):
     parts = host.split(".")
     if len(parts) == 4:

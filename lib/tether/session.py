@@ -10,8 +10,8 @@ The chain is WiFi -> time -> DNS -> TCP -> TLS -> MQTT -> cloud sync. The pre-co
 stages are async callables the app adds (a plain callable in `stages` is named after its
 function). `connect()` covers TCP, TLS and MQTT: it returns a connection object with
 `close()`, `connected` and `async wait_closed()` (a tether.mqtt.MQTTClient is one); its
-failure is attributed to "tcp", "tls" or "mqtt" from the exception. `serve(conn)` does the
-cloud sync, calls `session.ready()`, then serves while connected.
+failure is attributed to "tcp", "tls" or "mqtt" (tether.session_diag, loaded then).
+`serve(conn)` does the cloud sync, calls `session.ready()`, then serves while connected.
 
 Every stage has a deadline (`timeout_ms` per stage, `connect_timeout_ms`, and
 `sync_timeout_ms` from connection to ready()); a stage that misses it or fails tears the
@@ -28,12 +28,11 @@ chain that hangs (no stage completes) stops the feeding and the watchdog resets 
 State and counters are plain attributes the app reads at any time: `state` (IDLE, STAGES,
 CONNECTING, SYNCING, READY, BACKOFF or STOPPED), `stage` (the one running), `attempts`,
 `connects`, `reconnects`, `failures`, `failures_by_stage`, `last_error`; `diagnostics()`
-returns them with queue depth, drops and heap free in one dict, and `on_diagnostics`
-(async, called every `diag_interval_ms` while ready) lets the app publish it.
+returns them in one dict, which `on_diagnostics` (async, every `diag_interval_ms` while
+ready) may publish.
 """
 
 import asyncio
-import sys
 
 from tether import log
 from tether.compat import const, print_exception, ticks_diff, ticks_ms
@@ -83,34 +82,14 @@ def _name_of(fn):
     return name.lstrip("_")
 
 
-def connect_stage_of(exc):
-    """Which of tcp / tls / mqtt an exception from connect() belongs to.
+def __getattr__(name):
+    # connect_stage_of lives in tether.session_diag (loaded when a connect fails); it is
+    # still importable from here.
+    if name == "connect_stage_of":
+        from tether.session_diag import connect_stage_of
 
-    A refused CONNECT is "mqtt"; TLS failures are ssl errors on CPython and OSError with a
-    negative (mbedTLS) code or a TLS word on MicroPython. MicroPython's asyncio reports a
-    refused or reset TCP connect only at the first write, so tether.mqtt wraps it in an
-    MQTTError whose text carries the OSError: that is still "tcp"."""
-    if type(exc).__name__ == "MQTTConnectError":
-        return "mqtt"
-    ssl = sys.modules.get("ssl")  # if nobody imported ssl, this is no SSL error
-    for name in ("SSLError", "CertificateError"):
-        cls = getattr(ssl, name, None) if ssl is not None else None
-        if cls is not None and isinstance(exc, cls):
-            return "tls"
-    text = str(exc)
-    for word in ("SSL", "TLS", "certificate", "MBEDTLS", "handshake", "OSError(-"):
-        if word in text:
-            return "tls"
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], int) and args[0] < 0:
-        return "tls"
-    try:
-        from tether.mqtt_packet import MQTTError
-    except ImportError:
-        MQTTError = ()
-    if MQTTError and isinstance(exc, MQTTError) and "OSError(" not in text:
-        return "mqtt"
-    return "tcp"
+        return connect_stage_of
+    raise AttributeError(name)
 
 
 def heap_free():
@@ -182,15 +161,10 @@ class Session:
 
     def dns_stage(self, host, port=0, link_up=None, on_address=None):
         """A stage that resolves `host` (cached) while the link is up; the address goes to
-        `self.address` and to on_address(ip)."""
+        `self.address` and to on_address(ip) (tether.resolver.dns_stage)."""
+        from tether.resolver import dns_stage
 
-        async def dns():
-            ip = await self.resolver.resolve(host, port, link_up)
-            self.address = ip
-            if on_address is not None:
-                on_address(ip)
-
-        return dns
+        return dns_stage(self, host, port, link_up, on_address)
 
     # ---- called by serve() / the app -----------------------------------------------
 
@@ -301,6 +275,8 @@ class Session:
             self.resolver.invalidate()
             return
         except Exception as exc:
+            from tether.session_diag import connect_stage_of
+
             self._answered = True
             stage = connect_stage_of(exc)
             if stage == "tcp":
@@ -414,29 +390,10 @@ class Session:
             pass
         self._wake = None
 
-    # ---- diagnostics ---------------------------------------------------------------
+    # ---- diagnostics ----------------------------------------------------------------
 
     def diagnostics(self):
         """State and counters in one dict (what on_diagnostics publishes)."""
-        d = {
-            "state": self.state,
-            "stage": self.stage,
-            "attempts": self.attempts,
-            "connects": self.connects,
-            "reconnects": self.reconnects,
-            "failures": self.failures,
-            "failures_by_stage": dict(self.failures_by_stage),
-            "connection_lost": self.connection_lost,
-            "last_error": None if self.last_error is None else repr(self.last_error),
-            "heap_free": heap_free(),
-            "heap_min": self.heap_min,
-        }
-        st = self.store
-        if st is not None:
-            d["queue_depth"] = st.depth
-            d["dropped"] = st.dropped
-        conn = self.conn
-        stats = getattr(conn, "stats", None) if conn is not None else None
-        if stats:
-            d["mqtt"] = dict(stats)
-        return d
+        from tether.session_diag import diagnostics
+
+        return diagnostics(self)

@@ -3,22 +3,10 @@
 Values produced while offline are appended here and delivered in order once connected;
 each entry is removed only after the caller acknowledges it (after its PUBACK).
 
-Directory layout (one directory per queue):
-
-    s00000001 ...   segment files, append-only, numbered in write order (8 hex digits)
-    meta            the committed acknowledgement state, replaced atomically:
-                    written to meta.tmp, then os.rename()d over meta (atomic on littlefs
-                    and POSIX; on FAT the rename needs a remove first, see _commit_meta)
-
-Record, little endian, CRC32 over everything before it:
-
-    a5 | kind u8 | klen u8 | plen u16 | seq u32 | key | payload | crc32 u32
-    e.g. telemetry seq 1, payload b"hi":  a5 01 00 0200 01000000 6869 <crc32, 4 bytes>
-
-Why power loss cannot corrupt what was stored: a segment is only ever appended to, so a
-cut leaves at most one torn record at its end; recovery stops there and new records go
-to a new segment. A record whose CRC fails is skipped (counted in `corrupt`). The meta
-file is never written in place. File order is sequence order (only the tail grows).
+The files (segments of CRC'd records, an atomically replaced meta file) and why a power
+cut cannot corrupt them: tether.store_format. A record whose CRC fails is skipped (counted
+in `corrupt`); a segment cut by power loss (counted in `torn`) is read up to the cut and
+never appended to again.
 
 Liveness: an entry is live until acknowledged. A state entry (kind STATE, with a key) is
 also dead once a newer state entry for the same key exists: the newer value replaces it,
@@ -26,34 +14,31 @@ so the queue does not grow while a property changes offline. Whole segments are 
 when nothing live is left in them. RAM use is bounded: one record at a time is read,
 plus a small map key -> newest sequence number (at most `max_keys` keys).
 
-When full (every segment in use), the telemetry policy decides: DROP_OLDEST compacts the
-oldest segment (its live state entries are copied to the tail, its telemetry is dropped
-and counted), DROP_NEWEST drops the new telemetry entry, REJECT raises StoreFull. State is
-never dropped: a state put that cannot fit raises StoreFull.
+When full (every segment in use), the telemetry policy decides (tether.store_full, loaded
+only then): DROP_OLDEST drops the oldest telemetry, DROP_NEWEST the new entry, REJECT raises
+StoreFull. State is never dropped: a state put that cannot fit raises StoreFull.
 """
 
-import binascii
 import os
-import struct
 
-from tether import log
 from tether.compat import const
-
-TELEMETRY = const(1)
-STATE = const(2)
+from tether.store_format import (  # noqa: F401 (TELEMETRY, STATE, encode_record: public here)
+    RECORD_OVERHEAD,
+    STATE,
+    TELEMETRY,
+    Reader,
+    encode_record,
+    list_segments,
+    read_meta,
+    size,
+    write_meta,
+)
 
 DROP_OLDEST = "drop_oldest"
 DROP_NEWEST = "drop_newest"
 REJECT = "reject"
 
-_MAGIC = const(0xA5)
-_HDR = "<BBBHI"
-_HDR_LEN = const(9)
-_CRC_LEN = const(4)
-_META_MAGIC = b"TQM1"
 _MAX_PAYLOAD = const(65535)
-
-_log = log.getLogger("store")
 
 
 class StoreFull(Exception):
@@ -71,120 +56,6 @@ class Entry:
 
     def __repr__(self):
         return "Entry(%d, %d, %r, %d bytes)" % (self.seq, self.kind, self.key, len(self.payload))
-
-
-def _crc(data):
-    return binascii.crc32(data) & 0xFFFFFFFF
-
-
-def encode_record(seq, kind, key, payload):
-    """The bytes of one record (public so tests can build and damage records)."""
-    head = struct.pack(_HDR, _MAGIC, kind, len(key), len(payload), seq)
-    body = head + key + payload
-    return body + struct.pack("<I", _crc(body))
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _size(path):
-    return os.stat(path)[6]
-
-
-class _Reader:
-    """Walks records in file (= sequence) order from a position, one record in RAM.
-
-    next() returns (seg, pos, end, seq, kind, key, payload) or None at the end. Records
-    that fail their CRC are skipped when their length is plausible; a segment whose next
-    header is unreadable ends there (a torn tail). Always close() it (files are handles):
-    `with _Reader(store) as r: for rec in r: ...` does.
-    """
-
-    def __init__(self, store, seg=0, pos=0):
-        self.store = store
-        self.segs = [s for s in store._segments if s >= seg]
-        self.seg = seg
-        self.pos = pos
-        self.f = None
-        self.fsize = 0
-
-    def close(self):
-        if self.f is not None:
-            self.f.close()
-            self.f = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        rec = self.next()
-        if rec is None:
-            raise StopIteration
-        return rec
-
-    def _open_next(self):
-        while self.segs:
-            seg = self.segs.pop(0)
-            try:
-                self.f = open(self.store._seg_path(seg), "rb")
-            except OSError:
-                continue  # deleted by compaction meanwhile
-            self.fsize = _size(self.store._seg_path(seg))
-            if seg != self.seg:
-                self.pos = 0
-            self.seg = seg
-            return True
-        return False
-
-    def next(self):
-        st = self.store
-        while True:
-            if self.f is None and not self._open_next():
-                return None
-            pos = self.pos
-            if pos + _HDR_LEN + _CRC_LEN > self.fsize:
-                if pos != self.fsize:
-                    st._note_torn(self.seg, pos)
-                self.close()
-                continue
-            self.f.seek(pos)
-            head = self.f.read(_HDR_LEN)
-            magic, kind, klen, plen, seq = struct.unpack(_HDR, head)
-            end = pos + _HDR_LEN + klen + plen + _CRC_LEN
-            if magic != _MAGIC or kind not in (TELEMETRY, STATE) or end > self.fsize:
-                st._note_torn(self.seg, pos)
-                self.close()
-                continue
-            rest = self.f.read(klen + plen + _CRC_LEN)
-            (crc,) = struct.unpack("<I", rest[-_CRC_LEN:])
-            c = binascii.crc32(head)
-            c = binascii.crc32(rest[: klen + plen], c) & 0xFFFFFFFF
-            if c != crc:
-                # Skip it if the next record (or the end of file) is where its length says.
-                ok_next = end == self.fsize
-                if not ok_next:
-                    b = self.f.read(1)
-                    ok_next = len(b) == 1 and b[0] == _MAGIC
-                st._note_corrupt(self.seg, pos)
-                if not ok_next:
-                    st._note_torn(self.seg, pos)
-                    self.close()
-                    continue
-                self.pos = end
-                continue
-            self.pos = end
-            return (self.seg, pos, end, seq, kind, bytes(rest[:klen]), rest[klen : klen + plen])
 
 
 class Store:
@@ -231,80 +102,24 @@ class Store:
     def _seg_path(self, seg):
         return "%s/s%08x" % (self.path, seg)
 
-    def _list_segments(self):
-        segs = []
-        for name in os.listdir(self.path):
-            if len(name) == 9 and name[0] == "s":
-                try:
-                    segs.append(int(name[1:], 16))
-                except ValueError:
-                    pass
-        segs.sort()
-        return segs
-
-    def _read_meta(self):
-        for name in ("/meta", "/meta.tmp"):
-            try:
-                with open(self.path + name, "rb") as f:
-                    data = f.read(4096)
-            except OSError:
-                continue
-            if len(data) < 14 or data[:4] != _META_MAGIC:
-                continue
-            (crc,) = struct.unpack("<I", data[-4:])
-            if _crc(data[:-4]) != crc:
-                continue
-            ack_low, next_seq, n = struct.unpack("<IIH", data[4:14])
-            if len(data) != 18 + 4 * n:
-                continue
-            acked = [struct.unpack("<I", data[14 + 4 * i : 18 + 4 * i])[0] for i in range(n)]
-            return ack_low, next_seq, acked
-        return 0, 1, []
-
     def _commit_meta(self):
         self._uncommitted = False
-        body = _META_MAGIC + struct.pack("<IIH", self._ack_low, self._next_seq, len(self._acked))
-        for s in self._acked:
-            body += struct.pack("<I", s)
-        body += struct.pack("<I", _crc(body))
-        tmp = self.path + "/meta.tmp"
-        with open(tmp, "wb") as f:
-            f.write(body)
-        try:
-            os.rename(tmp, self.path + "/meta")
-        except OSError:
-            # FAT cannot rename over a file; recovery reads meta.tmp when meta is missing.
-            os.remove(self.path + "/meta")
-            os.rename(tmp, self.path + "/meta")
+        write_meta(self.path, self._ack_low, self._next_seq, self._acked)
 
     # ---- recovery ------------------------------------------------------------------
-
-    def _note_torn(self, seg, pos):
-        if (seg, pos, 0) not in self._noted:
-            self._noted.append((seg, pos, 0))
-            self.torn += 1
-            _log.warning("segment %d cut at byte %d: later records there are ignored", seg, pos)
-        if seg not in self._bad_segs:
-            self._bad_segs.append(seg)
-
-    def _note_corrupt(self, seg, pos):
-        if (seg, pos, 1) not in self._noted:
-            self._noted.append((seg, pos, 1))
-            self.corrupt += 1
-            _log.warning("record at segment %d byte %d failed its CRC: skipped", seg, pos)
 
     def _open(self):
         try:
             os.mkdir(self.path)
         except OSError:
             pass  # exists
-        self._ack_low, self._next_seq, self._acked = self._read_meta()
-        self._segments = self._list_segments()
+        self._ack_low, self._next_seq, self._acked = read_meta(self.path)
+        self._segments = list_segments(self.path)
         self._cur = None
         self._latest = {}  # state key -> seq of its newest record
         self._lens = {}  # state key -> length of that record
         last_end = {}
-        with _Reader(self) as r:
+        with Reader(self) as r:
             for seg, pos, end, seq, kind, key, _ in r:
                 last_end[seg] = end
                 if seq >= self._next_seq:
@@ -320,7 +135,7 @@ class Store:
         self._recount()
         if self._segments:
             seg = self._segments[-1]
-            if seg not in self._bad_segs and last_end.get(seg, 0) == _size(self._seg_path(seg)):
+            if seg not in self._bad_segs and last_end.get(seg, 0) == size(self._seg_path(seg)):
                 self._tail_seg = seg
                 self._tail_size = last_end.get(seg, 0)
                 self._tail = open(self._seg_path(seg), "ab")
@@ -330,7 +145,7 @@ class Store:
         """Depth and live state bytes from disk (at open and after compaction)."""
         self._depth = 0
         self._state_bytes = 0
-        with _Reader(self) as r:
+        with Reader(self) as r:
             for _, pos, end, seq, kind, key, _ in r:
                 if self._live(seq, kind, key):
                     self._depth += 1
@@ -356,7 +171,7 @@ class Store:
     def _advance(self):
         """Move ack_low to the first live entry; delete segments wholly before it."""
         first = None
-        with _Reader(self, *self._cursor()) as r:
+        with Reader(self, *self._cursor()) as r:
             for seg, pos, _, seq, kind, key, _ in r:
                 if self._live(seq, kind, key):
                     first = (seg, pos, seq)
@@ -408,84 +223,16 @@ class Store:
         self._tail_size += len(rec)
         self.written_bytes += len(rec)
 
-    def _reclaim(self):
-        """Delete the oldest segments while nothing live is left in them; True if one went.
-
-        Only a prefix: a dead segment after a live one stays until it is the oldest, so a
-        state key's newer (acknowledged) record is never deleted while an older record of
-        the same key survives, which would bring the older value back after a reboot."""
-        freed = False
-        for seg in list(self._segments):
-            if seg == self._tail_seg and self._tail is not None:
-                break
-            live = False
-            with _Reader(self, seg, 0) as r:
-                r.segs = [seg]
-                for rec in r:
-                    if self._live(rec[3], rec[4], rec[5]):
-                        live = True
-                        break
-            if live:
-                break
-            self._delete_segment(seg)
-            freed = True
-        return freed
-
-    def _oldest_has_telemetry(self):
-        seg = self._segments[0]
-        with _Reader(self, seg, 0) as r:
-            r.segs = [seg]
-            for rec in r:
-                if rec[4] == TELEMETRY and self._live(rec[3], rec[4], rec[5]):
-                    return True
-        return False
-
-    def _compact_oldest(self):
-        """Copy the oldest segment's live state to the tail, drop its telemetry, delete it."""
-        seg = self._segments[0]
-        moved = []
-        with _Reader(self, seg, 0) as r:
-            r.segs = [seg]
-            for _, _, _, seq, kind, key, payload in r:
-                if not self._live(seq, kind, key):
-                    continue
-                if kind == TELEMETRY:
-                    self.dropped += 1
-                    self._depth -= 1
-                else:
-                    moved.append((key, bytes(payload)))
-        # The copies are written (and flushed) before the original goes: a power cut in
-        # between leaves both, and the newer copy wins at recovery.
-        for key, payload in moved:
-            rec = encode_record(self._next_seq, STATE, key, payload)
-            if self._tail is None or self._tail_size + len(rec) > self.seg_bytes:
-                self._new_segment()
-            self._latest[key] = self._next_seq
-            self._lens[key] = len(rec)
-            self._next_seq += 1
-            self._write(rec)
-        self._delete_segment(seg)
-        self._advance()
-
     def _room_for(self, n, kind):
         """Make room for an n-byte record; False means drop it (DROP_NEWEST)."""
-        for _ in range(2 * self.max_segments + 2):
-            if self._tail is not None and self._tail_size + n <= self.seg_bytes:
-                return True
-            if len(self._segments) < self.max_segments:
-                self._new_segment()
-                continue
-            if self._reclaim():
-                continue
-            if self._oldest_has_telemetry():
-                if self.policy == REJECT:
-                    raise StoreFull("queue full of unacknowledged telemetry (policy reject)")
-                if self.policy == DROP_NEWEST:
-                    if kind == TELEMETRY:
-                        return False
-                    raise StoreFull("queue full of telemetry (policy drop_newest): state kept")
-            self._compact_oldest()
-        raise StoreFull("queue full of state: %d bytes live" % self._state_bytes)
+        if self._tail is not None and self._tail_size + n <= self.seg_bytes:
+            return True
+        if len(self._segments) < self.max_segments:
+            self._new_segment()  # a record fits in an empty segment (max_record)
+            return True
+        from tether.store_full import make_room
+
+        return make_room(self, n, kind)
 
     def put(self, kind, payload, key=None):
         """Append an entry; returns its sequence number, or None if it was dropped.
@@ -502,7 +249,7 @@ class Store:
         key = b"" if key is None else (key.encode() if isinstance(key, str) else bytes(key))
         if len(key) > 255 or len(payload) > _MAX_PAYLOAD:
             raise ValueError("key or payload too long")
-        n = _HDR_LEN + len(key) + len(payload) + _CRC_LEN
+        n = RECORD_OVERHEAD + len(key) + len(payload)
         if n > self.max_record:
             raise ValueError("record of %d bytes exceeds %d" % (n, self.max_record))
         old = None
@@ -546,7 +293,7 @@ class Store:
         seg, pos = self._cursor()
         n = 0
         while limit is None or n < limit:
-            r = _Reader(self, seg, pos)
+            r = Reader(self, seg, pos)
             try:
                 rec = r.next()
                 while rec is not None and not self._live(rec[3], rec[4], rec[5]):
@@ -574,7 +321,7 @@ class Store:
         if seq >= self._next_seq or self._acked_seq(seq):
             return False
         rec = None
-        r = _Reader(self, *self._cursor())
+        r = Reader(self, *self._cursor())
         try:
             while True:
                 rec = r.next()
@@ -611,22 +358,11 @@ class Store:
         return self._depth
 
     def stats(self):
-        disk = 0
-        for seg in self._segments:
-            try:
-                disk += _size(self._seg_path(seg))
-            except OSError:
-                pass
-        return {
-            "depth": self._depth,
-            "dropped": self.dropped,
-            "written_bytes": self.written_bytes,
-            "corrupt": self.corrupt,
-            "torn": self.torn,
-            "segments": len(self._segments),
-            "disk_bytes": disk,
-            "state_bytes": self._state_bytes,
-        }
+        """Counters and sizes (depth, dropped, written_bytes, corrupt, torn, segments,
+        disk_bytes, state_bytes): for diagnostics, so the code loads only when asked."""
+        from tether.store_diag import stats
+
+        return stats(self)
 
     def close(self):
         self.commit()

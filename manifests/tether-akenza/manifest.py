@@ -1,8 +1,12 @@
 # ruff: noqa: F821  (metadata/require/package are defined by MicroPython's manifestfile)
-# akenza: tether.akenza (client, JWT credentials, refusal message, firmware profile).
+# akenza: tether.akenza (client, JWT credentials, key loading, refusal message, firmware
+# profile).
 metadata(description="Tether for akenza (tether.akenza): MQTT with JWT device credentials")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")
-require("tether-jwt", library="tether")  # with tether-keys (P-256, RSA) and tether-encoding
+# The JWT is written by tether.akenza.credentials itself (no tether-jwt / tether-encoding);
+# loading a software key needs tether.keys, signing ES256 p256 with RFC 6979 (tether.hmac).
+require("tether-keys", library="tether")
+require("tether-hmac", library="tether")
 package("tether/akenza", base_path="../../lib")  # every module of the folder

@@ -6,4 +6,5 @@ add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")
 package("tether/arduino", base_path="../../lib")  # every module of the folder
 module("tether/cbor.py", base_path="../../lib")
+module("tether/cbor_decode.py", base_path="../../lib")
 module("tether/senml.py", base_path="../../lib")

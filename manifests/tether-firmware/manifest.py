@@ -1,5 +1,6 @@
 # ruff: noqa: F821  (metadata/require/module are defined by MicroPython's manifestfile)
-# The firmware (docs/firmware.md): tether_firmware (bring-up), tether_settings (settings).
+# The firmware (docs/firmware.md): tether_firmware (bring-up), tether_settings (settings),
+# tether_diagnostics (loaded only when diagnostics are on).
 # Frozen boot.py/main.py run in preference to files of the same name on the filesystem, so
 # a bad copy cannot break the firmware; settings.json and app.py stay on the filesystem.
 # Which clouds it can run is up to the image's other parts.
@@ -10,5 +11,6 @@ require("tether", library="tether")  # the core: compat, errors, der, ...
 
 module("tether_firmware.py", base_path="../../firmware")
 module("tether_settings.py", base_path="../../firmware")
+module("tether_diagnostics.py", base_path="../../firmware")
 module("boot.py", base_path="../../firmware")
 module("main.py", base_path="../../firmware")

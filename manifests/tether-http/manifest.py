@@ -5,4 +5,4 @@ metadata(description="Tether building block: HTTP/1.1 client")
 add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")  # the core: compat, errors, der, ...
 
-package("tether", files=("http.py", "http_parse.py"), base_path="../../lib")
+package("tether", files=("http.py", "http_parse.py", "http_chunked.py"), base_path="../../lib")

@@ -4,5 +4,6 @@ metadata(description="Tether building block: software signing keys (P-256, RSA)"
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether-hmac", library="tether")  # RFC 6979 nonces in p256 use HMAC-SHA256
 
 package("tether", files=("keys.py", "p256.py", "p256_table.py", "rsa.py"), base_path="../../lib")

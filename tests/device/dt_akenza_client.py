@@ -14,6 +14,7 @@ from akenza_broker import AkenzaBroker, fast, stop, until
 from harness import raises, run
 from tether import keys, p256
 from tether.akenza import AkenzaClient, JwtCredentials
+from tether.compat import ticks_diff, ticks_ms
 from tether.encoding import b64url_decode
 from tether.errors import CredentialError
 
@@ -98,6 +99,29 @@ def test_es256_and_rs256_tokens_carry_the_claims_and_the_kid_of_the_key():
     c = JwtCredentials(DEV, keys.load_private_key(kv.P256_PKCS8), audience="https://x.io/d")
     assert c.kid == kv.P256_FINGERPRINT
     assert _parts(c.mint(NOW)[1])[1]["aud"] == "https://x.io/d"
+
+
+def test_tokens_are_the_ones_tether_jwt_makes():
+    # JwtCredentials writes the JWS itself (no tether.jwt import at a renewal): the same
+    # header bytes, claims and (ES256: RFC 6979, deterministic) signature as tether.jwt.
+    from tether import jwt
+    from tether.akenza import load_signer
+
+    for der in (kv.P256_SEC1, kv.RSA_PKCS1):
+        # load_signer: on MicroPython the slim signer (tether.keys dropped again)
+        for signer in (keys.load_private_key(der), load_signer(der)):
+            for kid in (None, ""):
+                creds = JwtCredentials(DEV, signer, audience='https://a.io/"q"/d', kid=kid)
+                token = creds.mint(NOW)[1]
+                claims = {"iat": NOW, "exp": NOW + 1200, "aud": 'https://a.io/"q"/d'}
+                headers = {"kid": creds.kid} if creds.kid else None
+                ref = jwt.encode(claims, signer, headers=headers)
+                assert token.split(".")[0] == ref.split(".")[0], (token, ref)
+                assert _parts(token)[:2] == _parts(ref)[:2]
+                if ref.split(".")[1] == token.split(".")[1]:  # same claim order (CPython)
+                    assert token == ref
+                _verify(token, keys.load_private_key(der))
+    assert "kid" not in _parts(JwtCredentials(DEV, signer, kid="").mint(NOW)[1])[0]
 
 
 def test_no_token_before_2020_and_a_key_that_cannot_sign_the_algorithm():
@@ -215,7 +239,8 @@ def test_malformed_downlinks_leave_the_connection_up_and_the_next_one_arrives():
             raise RuntimeError("app bug")
         got.append((sub, payload))
 
-    client = _client(broker, on_downlink=handler)
+    client = _client(broker)
+    client.on_downlink = handler  # handlers are attributes too, as in the SDKs
     base = "/down/device/id/dev-1"
     corpus = (
         (base + "/a", b""),  # empty
@@ -252,6 +277,37 @@ def test_malformed_downlinks_leave_the_connection_up_and_the_next_one_arrives():
     assert broker.up[-1] == ("/up/device/id/dev-1", b'{"after": 1}')
 
 
+def test_sync_mode_delivers_uplinks_and_downlinks():
+    broker = AkenzaBroker()
+    served = []
+
+    async def open_connection(*args, **kw):
+        if not served:  # on the loop that connects: sync mode makes its own
+            served.append(asyncio.create_task(broker.serve()))
+        return await broker.b.open_connection(*args, **kw)
+
+    got = []
+    client = _client(broker, sync_mode=True)
+    client.on_downlink = lambda c, sub, payload: got.append((sub, payload))
+    client.open_connection = open_connection
+    client.start()  # returns once connected
+    try:
+        assert client.connected
+        for i in range(3):
+            client.send({"i": i})
+        broker.down("/down/device/id/dev-1/cfg", '{"a": 1}')
+        t0 = ticks_ms()
+        while (client.pending or not got) and ticks_diff(ticks_ms(), t0) < 5000:
+            client.update()
+    finally:
+        for t in served:
+            t.cancel()
+        client.stop()  # runs the loop until the session ended
+    assert [json.loads(bytes(p)) for _, p in broker.up] == [{"i": i} for i in range(3)]
+    assert got == [("cfg", {"a": 1})]
+    assert client.session.state == "stopped"
+
+
 def test_uplink_secret_mode():
     broker = AkenzaBroker()
     client = fast(AkenzaClient(DEV, connector_id="conn-1", secret="s3cret", tls=False), broker)
@@ -271,6 +327,29 @@ def test_uplink_secret_mode():
                          ("/up/s3cret/id/dev-1/env", b'{"n": 2}')]  # fmt: skip
     raises(ValueError, AkenzaClient, DEV, connector_id="conn-1", tls=False)
     raises(ValueError, AkenzaClient, DEV, key=kv.P256_SEC1, secret="x", tls=False)
+
+
+def test_uplinks_made_during_an_outage_are_delivered_once_after_it():
+    broker = AkenzaBroker()
+    client = _client(broker)
+
+    async def body():
+        tasks = [asyncio.create_task(client.run()), asyncio.create_task(broker.serve())]
+        assert await until(lambda: client.connected, 3000)
+        await client.publish({"i": 0})
+        assert await client.flush(3000)
+        broker.b.send_eof()  # the broker goes away
+        assert await until(lambda: not client.connected, 2000)
+        for i in (1, 2, 3):
+            await client.publish({"i": i})  # queued while offline
+        assert client.pending == 3
+        assert await client.flush(5000)  # after the reconnect, each PUBACKed
+        await stop(client, tasks)
+
+    run(body())
+    assert [json.loads(bytes(p)) for _, p in broker.up] == [{"i": i} for i in range(4)]
+    assert client.counters["reconnects"] == 1 and len(broker.logins) == 2
+    assert broker.subs == ["/down/device/id/dev-1/#"] * 2
 
 
 def test_uplinks_queued_offline_survive_a_reboot_with_a_store():

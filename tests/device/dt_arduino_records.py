@@ -53,6 +53,24 @@ def test_scalar_push_bytes():
     assert _hex(protocol.values(recs)) == "81a2006b74656d706572617475726502fb4039800000000000"
 
 
+def test_a_push_written_from_the_variables_is_the_pack_of_their_records():
+    # protocol.pack(objs) writes the pack without record dicts; the bytes must be exactly
+    # what values() makes of the same variables' records (scalars of every kind, composites).
+    objs = [
+        CloudObject("sw1", value=True),
+        CloudObject("n", value=-7),
+        CloudObject("big", value=70000),
+        CloudObject("f", value=25.5),
+        CloudObject("s", value="h\u00e9llo"),
+        ColoredLight("cl", swi=False, hue=1.0, sat=2.0, bri=3.0),
+    ]
+    recs = []
+    for o in objs:
+        o.records(recs)
+    assert protocol.pack(objs) == protocol.values(recs)
+    assert _hex(protocol.pack(objs[:1])) == "81a2006373773104f5"
+
+
 def test_composite_records_carry_every_field_in_order():
     recs = []
     ColoredLight("cl", swi=True, hue=1.0, sat=2.0, bri=3.0).records(recs)
@@ -362,11 +380,11 @@ def test_scheduler_runs_each_entry_at_its_interval_from_one_loop():
     s = Scheduler(lambda obj, exc: errors.append((obj.name, str(exc))))
     a = _Ticker("a", 0.1)
     b = _Ticker("b", 0.25, fail=True)
-    s.add(a)
-    s.add(b)
-    s.add(a)  # twice: still one entry
-    assert len(s) == 2
     t0 = ticks_ms()
+    s.add(a, t0)
+    s.add(b, t0)
+    s.add(a, t0)  # twice: still one entry
+    assert len(s) == 2
     assert s.run_due(None, t0) == 100  # both ran; a is due again first
     assert (a.runs, b.runs) == (1, 1)
     assert s.run_due(None, ticks_add(t0, 50)) == 50  # nothing due yet
@@ -381,8 +399,8 @@ def test_scheduler_runs_each_entry_at_its_interval_from_one_loop():
 def test_scheduler_after_a_stall_restarts_from_now_instead_of_bursting():
     s = Scheduler(None)
     a = _Ticker("a", 0.1)
-    s.add(a)
     t0 = ticks_ms()
+    s.add(a, t0)
     s.run_due(None, t0)
     s.run_due(None, ticks_add(t0, 5000))  # the loop was blocked for 5 s
     assert a.runs == 2

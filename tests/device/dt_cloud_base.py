@@ -154,6 +154,29 @@ def test_waits_end_at_their_own_deadlines_with_one_timer():
     assert ok and woke < 500, woke  # a wake() ends the wait at once, not at the deadline
 
 
+def test_a_wait_from_before_run_moves_to_the_running_client():
+    # A profile may wait (e.g. for `connected`) before the task running run() has started:
+    # the wait parks on an early event and is woken by the client once it runs.
+    async def body():
+        c = _Idle("c", "h", 1)
+        flag = []
+        t0 = ticks_ms()
+        w = asyncio.create_task(c.wait(lambda: flag, 3000))
+        await asyncio.sleep(0.01)  # parked, nothing running yet
+        await c._begin()
+        flag.append(1)
+        c.wake()
+        ok = await w
+        took = ticks_diff(ticks_ms(), t0)
+        short = await c.wait(lambda: False, 30)  # and its own deadline still ends a wait
+        c._end()
+        return ok, took, short
+
+    ok, took, short = run(body())
+    assert ok is True and took < 1000, (ok, took)
+    assert short is False
+
+
 def test_requests_correlate_replies_time_out_and_bound_the_number_in_flight():
     async def body():
         c = await _started()

@@ -4,11 +4,12 @@ publish, a reconnect, and planned renewals of a credential that expires every 5 
 
 import asyncio
 import json
+import sys
 
 from dt_arduino_wire import parse_publish, parse_subscribe
 from harness import run
 from scripted_broker import ScriptedBroker, connack, pingresp, puback, suback
-from tether.compat import ticks_diff, ticks_ms
+from tether.compat import MICROPYTHON, ticks_diff, ticks_ms
 from toy_cloud import ToyCloud
 
 try:
@@ -167,6 +168,34 @@ def test_reconnect_reuses_the_mqtt_client_and_delivers_what_waited():
     assert broker.up[0] == {"v": "offline"}
     assert client.counters["reconnects"] == 1 and len(broker.logins) == 2
     assert broker.subs == ["toy/dev1/down", "toy/dev1/down"]
+
+
+def test_without_a_credentials_provider_connect_helpers_are_dropped_after_the_first():
+    # A plain user name and password need nothing of tether.cloud.connect after the MQTT
+    # client is made: on MicroPython the module is dropped (RAM); reconnects still work.
+    broker = ToyBroker()
+    client = ToyCloud("dev1", None)
+    client.username, client._password = "dev1", "secret"
+    client.open_connection = broker.open_connection
+    client.session.backoff_min_ms = 10
+    client.session.backoff_max_ms = 20
+
+    async def body():
+        tasks = [asyncio.create_task(client.run()), asyncio.create_task(broker.serve())]
+        assert await _until(lambda: client.connected, 2000), client.stats()
+        first = "tether.cloud.connect" in sys.modules
+        broker.b.send_eof()
+        assert await _until(lambda: not client.connected, 2000)
+        assert await _until(lambda: client.connected, 3000), client.stats()
+        again = "tether.cloud.connect" in sys.modules
+        await _stop(client, tasks)
+        return first, again
+
+    first, again = run(body())
+    assert broker.logins == [("dev1", "secret"), ("dev1", "secret")]
+    assert client.counters["reconnects"] == 1
+    if MICROPYTHON:
+        assert not first and not again
 
 
 def test_a_credential_that_expires_every_5_s_is_renewed_as_planned():

@@ -10,10 +10,10 @@ import hashlib
 import harness
 from tether import http
 from tether.compat import MICROPYTHON, ticks_diff, ticks_ms
+from tether.http_chunked import parse_chunk_size
 from tether.http_parse import (
     HTTPError,
     build_head,
-    parse_chunk_size,
     parse_header,
     parse_length,
     parse_status,

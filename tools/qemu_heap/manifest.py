@@ -5,3 +5,4 @@
 include("$(MPY_DIR)/extmod/asyncio")
 include("../../manifest.py", clouds=("arduino",), firmware=False)
 module("qemu_scenario.py")
+module("qemu_probe.py")

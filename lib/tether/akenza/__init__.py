@@ -8,13 +8,13 @@ costs nothing until the client (or the credentials) are used.
 
 _attrs = {
     "AkenzaClient": "client",
-    "load_signer": "client",
+    "load_signer": "keyload",
     "JwtCredentials": "credentials",
     "AUDIENCE": "credentials",
     "TokenRefused": "refused",
 }
 
-_SUBMODULES = ("client", "credentials", "profile", "refused")
+_SUBMODULES = ("client", "credentials", "keyload", "profile", "refused")
 
 
 def __getattr__(name):

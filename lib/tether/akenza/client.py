@@ -30,90 +30,22 @@ import json
 from tether import log
 from tether.cloud.client import CloudClient
 from tether.compat import MICROPYTHON
-from tether.errors import CredentialError
 
 _log = log.getLogger("akenza")
 
 HOST = "mqtt.akenza.io"
 
 
-def load_signer(key, base_dir=None, se=None, cert=None):
-    """A Signer from a DER/PEM path or bytes, `se05x:...` / `pkcs11:...`, or a Signer.
-    Raises CredentialError naming the file and what is wrong with it."""
-    if hasattr(key, "sign") and hasattr(key, "algorithm"):
-        return key
-    if isinstance(key, str) and key.startswith(("se05x:", "pkcs11:")):
-        from tether import creds
+def _load_signer(key, base_dir, se, cert):
+    from tether.akenza.keyload import load_signer
 
-        return creds.load_signer(key, base_dir, se=se, cert=cert)
-    name = None
-    if isinstance(key, str) and "-----BEGIN" not in key:
-        name = key if not base_dir or key.startswith("/") else base_dir.rstrip("/") + "/" + key
-        try:
-            with open(name, "rb") as f:
-                key = f.read()
-        except OSError as exc:
-            raise CredentialError("key file %s cannot be read (%s)" % (name, exc))
-    import sys
-
-    before = list(sys.modules)
-    from tether.keys import load_private_key
-
-    try:
-        signer = load_private_key(key)
-    except CredentialError as exc:
-        if name is None:
-            raise
-        raise CredentialError("key file %s: %s" % (name, exc))
-    if not MICROPYTHON:
-        return signer
-    # A board keeps only what signing needs: tether.keys and tether.der (14 KB of bytecode
-    # from .mpy) were for loading the key and making its public key; drop them again.
-    slim = _Slim(signer)
-    for mod in ("tether.keys", "tether.der"):
-        if mod not in before and mod in sys.modules:
-            del sys.modules[mod]
-            try:
-                delattr(sys.modules["tether"], mod[7:])
-            except AttributeError:
-                pass
-    return slim
-
-
-class _Slim:
-    """A software key's signing part, without tether.keys / tether.der (see load_signer)."""
-
-    def __init__(self, signer):
-        self.algorithm = signer.algorithm
-        self._spki = signer.public_key_der()
-        if self.algorithm == "ES256":
-            from tether import p256
-
-            self._key = signer._d
-            self._fn = p256.sign_digest
-        else:
-            self._key = signer._priv
-
-    def sign(self, message):
-        if self.algorithm == "RS256":
-            return self._key.sign_pkcs1_sha256(message)
-        from hashlib import sha256
-
-        r, s = self._fn(self._key, sha256(message).digest())
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-    def public_key_der(self):
-        return self._spki
+    return load_signer(key, base_dir, se, cert)
 
 
 def _read_ca(ca):
-    if isinstance(ca, str) and "-----BEGIN" not in ca:
-        try:
-            with open(ca, "rb") as f:
-                return f.read()
-        except OSError as exc:
-            raise CredentialError("CA file %s cannot be read (%s)" % (ca, exc))
-    return ca
+    from tether.akenza.keyload import read_ca
+
+    return read_ca(ca)
 
 
 def _decode(payload):
@@ -177,18 +109,25 @@ class AkenzaClient(CloudClient):
             if key is None:
                 raise ValueError("key missing: the device's private key (or se05x:...)")
             from tether.akenza.credentials import JwtCredentials
+            from tether.compat import build_once
 
-            signer = load_signer(key, base_dir, se, cert)
+            if isinstance(key, str) and key.startswith(("se05x:", "pkcs11:")):
+                signer = _load_signer(key, base_dir, se, cert)  # the HSM modules stay
+            else:
+                # tether.akenza.keyload, and what loading the key took, go again on a board.
+                signer = build_once(_load_signer, key, base_dir, se, cert)
+                if MICROPYTHON and signer.algorithm == "ES256":
+                    # Kept: p256's 4 KB comb table is one allocation, easy to find in this
+                    # young heap, maybe not at a renewal once TLS and MQTT have cut it up.
+                    import tether.p256_table  # noqa: F401
             creds = JwtCredentials(
                 device_id, signer, audience, token_lifetime, username, algorithm, kid
             )
             up = "/up/device/id/" + device_id
         if tls and ca is None and MICROPYTHON:
-            raise CredentialError(
-                "ca= is needed: the root CA of %s is not confirmed, so none is embedded "
-                "(docs/akenza.md); MicroPython has no system store. Save the broker's "
-                "root as DER and pass its path or bytes" % host
-            )
+            from tether.akenza.keyload import need_ca
+
+            raise need_ca(host)
         if port is None:
             port = 8883 if tls else 1883
         CloudClient.__init__(
@@ -206,7 +145,11 @@ class AkenzaClient(CloudClient):
             self._password = secret
         self.device_id = device_id
         self.tls = tls
-        self._ca = _read_ca(ca) if tls else None
+        self._ca = None
+        if tls and ca is not None:
+            from tether.compat import build_once
+
+            self._ca = build_once(_read_ca, ca)
         self._hostname = server_hostname
         self._up = up.encode()
         self._down = None if creds is None else ("/down/device/id/%s/#" % device_id).encode()
@@ -306,6 +249,18 @@ class AkenzaClient(CloudClient):
 
         return tlsctx.client_context(cadata=self._ca)  # None: CPython's system store
 
+    def stop(self):
+        CloudClient.stop(self)
+        loop = self._loop
+        if not self.async_mode and loop is not None:
+            # Sync mode: nothing runs the loop after this; let the session end its round and
+            # the cancelled tasks finish, or they are destroyed pending (the base does not).
+            for _ in range(400):  # at most 2 s
+                if self.session.state == "stopped":
+                    break
+                loop.run_until_complete(_pause(5))
+            loop.run_until_complete(_pause(0))
+
     def ready(self):
         CloudClient.ready(self)
         self.wake()  # start() in sync mode waits for `connected`: tell it (the base does not)
@@ -359,3 +314,7 @@ class AkenzaClient(CloudClient):
             await coro
         except Exception as exc:
             self.callback_failed("on_downlink", exc)
+
+
+async def _pause(ms):
+    await asyncio.sleep(ms / 1000)  # run_until_complete needs a coroutine (MicroPython)

@@ -15,6 +15,9 @@ mint() itself refuses a clock before 2020 (a board without a battery wakes in 19
 a token with such an `iat` would only be refused by the broker as expired).
 """
 
+import json
+from binascii import b2a_base64
+
 from tether.compat import const
 from tether.credentials import Credentials
 from tether.errors import CredentialError
@@ -64,14 +67,25 @@ class JwtCredentials(Credentials):
                 "the clock is not set (Unix time %d): a JWT needs the real time for iat "
                 "and exp; sync it first (SNTP)" % now
             )
-        from tether import jwt  # with tether.keys / p256: loaded at the first connect
-
         claims = {"iat": now, "exp": now + self.lifetime_s, "aud": self.audience}
-        headers = {"kid": self.kid} if self.kid else None
-        token = jwt.encode(claims, self.signer, algorithm=self.algorithm, headers=headers)
+        token = self._encode(claims)
         self.claims = claims
         self.expires_at = claims["exp"]
         return self.username, token
+
+    def _encode(self, c):
+        # The compact JWS tether.jwt.encode makes for these claims (header keys sorted,
+        # compact JSON; tests compare the two), written here because a renewal must not
+        # import tether.jwt and its encoding module (12 KB of bytecode from .mpy) into a
+        # heap that TLS and MQTT have cut up: minting is the peak of a token renewal.
+        kid = '"kid":%s,' % json.dumps(self.kid) if self.kid else ""
+        head = '{"alg":"%s",%s"typ":"JWT"}' % (self.algorithm, kid)
+        body = '{"iat":%d,"exp":%d,"aud":%s}' % (c["iat"], c["exp"], json.dumps(c["aud"]))
+        signing = _b64(head.encode()) + b"." + _b64(body.encode())
+        sig = self.signer.sign(signing)
+        if self.algorithm == "ES256" and len(sig) != 64:
+            raise CredentialError("the signer gave %d bytes; ES256 needs raw R||S (64)" % len(sig))
+        return (signing + b"." + _b64(sig)).decode()
 
     def describe(self):
         """What the last token claimed, for a refusal message: never the token itself."""
@@ -83,6 +97,41 @@ class JwtCredentials(Credentials):
             c.get("iat"),
             c.get("exp"),
         )
+
+
+class Slim:
+    """A software key's signing part, without tether.keys / tether.der (tether.akenza.keyload):
+    the P-256 scalar (p256 is imported per signature, and dropped after each mint by
+    JwtCredentials) or the rsa.RSAPrivate."""
+
+    def __init__(self, signer):
+        self.algorithm = signer.algorithm
+        self._spki = signer.public_key_der()
+        self._key = signer._d if self.algorithm == "ES256" else signer._priv
+
+    def sign(self, message):
+        if self.algorithm == "RS256":
+            return self._key.sign_pkcs1_sha256(message)
+        from hashlib import sha256
+
+        from tether.compat import build_once
+
+        r, s = build_once(_sign_p256, self._key, sha256(message).digest())
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def public_key_der(self):
+        return self._spki
+
+
+def _sign_p256(d, digest):
+    from tether.p256 import sign_digest  # dropped again after each token (build_once)
+
+    return sign_digest(d, digest)
+
+
+def _b64(b):
+    # base64url without padding (RFC 7515 §2)
+    return b2a_base64(b).rstrip(b"=\n").replace(b"+", b"-").replace(b"/", b"_")
 
 
 def _kid_of(signer):

@@ -27,6 +27,7 @@ _SUBMODULES = (
     "records",
     "composites",
     "apply",
+    "offline",
     "variables",
     "client",
     "scheduler",

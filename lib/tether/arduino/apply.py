@@ -1,4 +1,4 @@
-"""Cloud -> device values for the Arduino client: writes, last values, outbox leftovers.
+"""Cloud -> device values for the Arduino client: writes and last values (asked for here).
 
     apply_pack(client, payload, topic, last_values)   # a SenML pack from e/i, shadow/i, c/dw
 
@@ -23,34 +23,6 @@ def _value(rec):
         if k in rec:
             return rec[k]
     return None
-
-
-def restore(client, payload):
-    """Values an earlier boot queued (outbox) initialise the variables the app left unset,
-    as local changes not yet acknowledged (tether.arduino.client.begin)."""
-    touched = []
-    for rec in protocol.decode_pack(payload):
-        name = rec.get("n")
-        value = _value(rec)
-        if type(name) is not str or value is None:
-            continue
-        i = name.find(":")
-        obj = client.records.get(name if i < 0 else name[:i])
-        field = None if i < 0 else name[i + 1 :]
-        if obj is None or isinstance(obj, Task) or not obj.cloud_uninitialized(field):
-            continue
-        if field is None:
-            obj.value = value
-        else:
-            obj.set_field(field, value)
-        if obj not in touched:
-            touched.append(obj)
-    for obj in touched:
-        if obj.on_write is not None and obj.initialized:
-            try:
-                obj.on_write(client, obj if obj._FIELDS else obj.value)
-            except Exception as exc:
-                client.callback_failed(obj, exc)
 
 
 def apply_pack(client, payload, topic, last_values):
@@ -138,3 +110,26 @@ def apply(client, records, topic, last_values, bad=0, first_error=None):
                 obj.on_write(client, obj if obj._FIELDS else obj.value)
             except Exception as exc:
                 client.callback_failed(obj, exc)
+
+
+def needs_last_values(client):
+    """True while a variable is still unset (last values are asked for again then)."""
+    for obj in client.records.values():
+        if not obj.initialized:
+            return True
+    return False
+
+
+async def request_last_values(client, thing):
+    """Ask for the thing's last values (LastValuesBegin, or getLastValues in the legacy
+    flow), noting what each read-write variable had acknowledged: a reply value for one
+    pushed (and acknowledged) since then is older than the device's own."""
+    snap = {}
+    for obj in client.records.values():
+        if obj.on_write is not None:
+            snap[obj.name] = obj._acked
+    client._lv_acked = snap
+    if client._flow == "legacy":
+        await client.publish("/a/t/" + thing + "/shadow/o", protocol.get_last_values(), 1)
+    else:
+        await client._command(protocol.last_values_begin())

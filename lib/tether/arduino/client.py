@@ -35,7 +35,7 @@ from tether.cloud.client import CloudClient  # noqa: I001
 from tether import log
 from tether.arduino.records import unix_time
 from tether.arduino.variables import Variables
-from tether.compat import MICROPYTHON, ticks_add, ticks_diff, ticks_ms
+from tether.compat import ticks_add, ticks_diff, ticks_ms
 
 _log = log.getLogger("arduino")
 
@@ -46,9 +46,6 @@ _PORT_CERTIFICATE = 8885
 # Which discovery flow delivered the thing id (it decides how last values are asked for).
 _LEGACY = "legacy"
 _COMMAND = "command"
-
-_CH = b"o"  # the outbox channel of values: /a/t/{thing}/e/o
-
 
 # tether.arduino.protocol (with tether.cbor and tether.senml) loads when the first client is
 # made: importing the package or the client (e.g. for a type) does not pay for the codecs.
@@ -97,7 +94,8 @@ class ArduinoCloudClient(Variables, CloudClient):
     LAST_VALUES_RETRIES = 10
     # Largest MQTT packet accepted from the cloud; larger ones are drained and counted. The
     # cloud's messages are small SenML packs (a few hundred bytes for dozens of variables).
-    MAX_PACKET = 4096
+    MAX_PACKET = 2048
+    _ca_override = None  # CLOUD_CA from secrets.py (set on the instance when given)
 
     def __init__(
         self,
@@ -136,7 +134,8 @@ class ArduinoCloudClient(Variables, CloudClient):
         self.username = _text(username) if username is not None else None
         self._password = password
         self.ssl_params = ssl_params
-        self._ca_override = o_ca
+        if o_ca is not None:  # rare: the class default (None) keeps the attribute table small
+            self._ca_override = o_ca
         self.ntp_server = ntp_server
         self.ntp_timeout = ntp_timeout
         self.ntp_servers = (ntp_server,)
@@ -159,7 +158,7 @@ class ArduinoCloudClient(Variables, CloudClient):
         self._d_ei = (dev + "e/i").encode()
         self._d_dw = (dev + "c/dw").encode()
         self._d_up = (dev + "c/up").encode()
-        self._t = None  # the thing's topics: (e/i, e/o, shadow/i, shadow/o) as bytes
+        self._t = None  # the thing's topics: (e/i, e/o, shadow/i) as bytes
         self._flow = None
         self._offered = None  # latest valid thing id the cloud offered ("" = not linked)
         self._detached = False
@@ -178,35 +177,16 @@ class ArduinoCloudClient(Variables, CloudClient):
     def _changed(self):
         self._dirty = True
         if self.outbox is not None:
-            self._save_dirty()
+            from tether.arduino.offline import save_dirty
+
+            save_dirty(self)
         self.wake()
 
     def begin(self):
-        ob = self.outbox
-        if ob is None and self.store is not None:
-            from tether.cloud.outbox import Outbox
+        if self.outbox is not None or self.store is not None:
+            from tether.arduino import offline  # only with a store
 
-            ob = self.outbox = Outbox(self.store)
-        if ob is None:
-            return
-        self.store = ob.store  # queue depth and drops in diagnostics
-        # Values an earlier boot queued but never delivered initialise the variables the app
-        # left unset, as local changes not yet acknowledged: pushed again, and kept against
-        # the cloud's (older) last values. Values for variables the app set are replayed.
-        for _, _, e in ob.leftovers():
-            try:
-                self._apply().restore(self, e.payload)
-            except Exception as exc:
-                self.bad_message("outbox", exc)
-
-    def _save_dirty(self):
-        # On flash at once: the change must survive a reboot before it is delivered.
-        _load_protocol()
-        for obj in self.records.values():
-            if obj.dirty and self.outbox.needs(obj.name, obj._gen):
-                recs = []
-                obj.records(recs)
-                self.outbox.save(_CH, obj.name, obj._gen, protocol.values(recs))
+            offline.begin(self)
 
     # -- connection --------------------------------------------------------------------
 
@@ -216,35 +196,9 @@ class ArduinoCloudClient(Variables, CloudClient):
         return self._tls_context()
 
     def _tls_context(self):
-        p = self.ssl_params
-        # The common case (password auth, DER CA or the built-in roots, verifying) skips
-        # tether.creds and tether.der (keys, certificates, PEM), and on MicroPython tlsctx
-        # too: modules loaded for one context cost RAM a board needs for TLS.
-        if not (_cert_auth(p) or p.get("insecure") or "verify_mode" in p or "ciphers" in p):
-            ca = p.get("cadata")
-            if ca is None:
-                path = p.get("cafile") or self._ca_override
-                if path is None:
-                    from tether.arduino.ssl_params import default_roots
+        from tether.arduino.ssl_params import client_context
 
-                    ca = default_roots(self.port, False)
-                elif isinstance(path, str):
-                    with open(path, "rb") as f:
-                        ca = f.read()
-                else:
-                    ca = path
-            cas = ca if isinstance(ca, list) else [ca]
-            if all(isinstance(c, bytes) and c[:1] == b"\x30" for c in cas):
-                if MICROPYTHON:
-                    from tether.cloud.connect import verifying_context
-
-                    return verifying_context(cas)
-                from tether import tlsctx
-
-                return tlsctx.client_context(cadata=cas)
-        from tether.arduino.ssl_params import context_from_ssl_params
-
-        return context_from_ssl_params(p, self.port, self._ca_override)
+        return client_context(self)
 
     def server_hostname(self):
         return self.ssl_params.get("server_hostname", self.server)
@@ -309,26 +263,6 @@ class ArduinoCloudClient(Variables, CloudClient):
             await self.unsubscribe(self._t[2])
         _log.info("detached from thing %s", thing)
 
-    def _needs_last_values(self):
-        for obj in self.records.values():
-            if not obj.initialized:
-                return True
-        return False
-
-    async def _request_last_values(self, thing):
-        # What each read-write variable had acknowledged when we asked: a reply value for
-        # one pushed (and acknowledged) since then is older than the device's own.
-        snap = {}
-        for obj in self.records.values():
-            if obj.on_write is not None:
-                snap[obj.name] = obj._acked
-        self._lv_acked = snap
-        if self._flow == _LEGACY:
-            t = "/a/t/" + thing + "/shadow/o"
-            await self.publish(t, protocol.get_last_values(), 1)
-        else:
-            await self._command(protocol.last_values_begin())
-
     def _still_attached(self, thing):
         return not self._detached and self._offered == thing
 
@@ -341,14 +275,14 @@ class ArduinoCloudClient(Variables, CloudClient):
             if ticks_diff(lv_due, now) <= 0:
                 lv_due = ticks_add(now, self.LAST_VALUES_MS)
                 if not lv_tries or (
-                    lv_tries < self.LAST_VALUES_RETRIES and self._needs_last_values()
+                    lv_tries < self.LAST_VALUES_RETRIES and self._apply().needs_last_values(self)
                 ):
                     lv_tries += 1
-                    await self._request_last_values(thing)
+                    await self._apply().request_last_values(self, thing)
                 elif self._dst_passed():
                     lv_tries = 1  # a new timezone period: ask again (the C++ client does)
                     self.tz_dst_until = None
-                    await self._request_last_values(thing)
+                    await self._apply().request_last_values(self, thing)
             await self._push()
             if not self._still_attached(thing):
                 break
@@ -372,18 +306,14 @@ class ArduinoCloudClient(Variables, CloudClient):
             await outbox.replay(self._send)  # values an earlier boot never delivered first
         objs = []
         gens = []
-        recs = []
         for obj in self.records.values():
             if obj.dirty:
                 objs.append(obj)
                 gens.append(obj._gen)
-                obj.records(recs)
             elif outbox is not None:
                 outbox.delivered(obj.name, obj._acked)  # a cloud write made it obsolete
         if objs:
-            payload = protocol.values(recs)
-            del recs
-            await self.publish(self._t[1], payload, 1)
+            await self.publish(self._t[1], protocol.pack(objs), 1)
             # Only now is the value the cloud's: a failed publish leaves it dirty.
             for i in range(len(objs)):
                 objs[i].acked(gens[i])

@@ -13,6 +13,7 @@ Without a CA the Arduino roots for the port are trusted (tether.arduino.roots).
 import sys
 
 from tether import log
+from tether.compat import MICROPYTHON
 
 _log = log.getLogger("arduino")
 
@@ -51,6 +52,35 @@ def _forget(names):
             delattr(sys.modules[pkg], attr)
         except (AttributeError, KeyError):
             pass
+
+
+def client_context(client):
+    """The TLS context of an ArduinoCloudClient (its ssl_params, port and CLOUD_CA)."""
+    p = client.ssl_params
+    # The common case (password auth, DER CA or the built-in roots, verifying) skips
+    # tether.creds and tether.der (keys, certificates, PEM), and on MicroPython tlsctx
+    # too: modules loaded for one context cost RAM a board needs for TLS.
+    if not (cert_auth(p) or p.get("insecure") or "verify_mode" in p or "ciphers" in p):
+        ca = p.get("cadata")
+        if ca is None:
+            path = p.get("cafile") or client._ca_override
+            if path is None:
+                ca = default_roots(client.port, False)
+            elif isinstance(path, str):
+                with open(path, "rb") as f:
+                    ca = f.read()
+            else:
+                ca = path
+        cas = ca if isinstance(ca, list) else [ca]
+        if all(isinstance(c, bytes) and c[:1] == b"\x30" for c in cas):
+            if MICROPYTHON:
+                from tether.cloud.tls import verifying_context
+
+                return verifying_context(cas)
+            from tether import tlsctx
+
+            return tlsctx.client_context(cadata=cas)
+    return context_from_ssl_params(p, client.port, client._ca_override)
 
 
 def context_from_ssl_params(ssl_params, port=None, ca_override=None, se=None):

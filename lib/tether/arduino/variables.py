@@ -31,7 +31,7 @@ class Variables:
         elif not isinstance(aiotobj, CloudObject):
             raise TypeError("register() takes a name or a cloud object")
         old = self.records.get(aiotobj.name)
-        if old is not None:
+        if old is not None and self._sched is not None:
             self.scheduler.remove(old)
         self.records[aiotobj.name] = aiotobj
         aiotobj._notify = self._changed

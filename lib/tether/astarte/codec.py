@@ -14,13 +14,26 @@ ValueErrors): the cloud base counts it in `bad_messages` and the connection stay
 """
 
 from tether.astarte.errors import ValidationError
-from tether.compat import MICROPYTHON, const
+from tether.compat import MICROPYTHON, build_once, const
 
 PURGE_MAX = const(8192)  # inflated purge list (a few hundred properties' names)
-# MicroPython: a window of PURGE_MAX bytes, not the 32 KiB the header declares: no
-# back-reference can reach further than the text is long, and a free 32 KiB block is rare
-# on a fragmented heap. CPython refuses a window smaller than the header's: 0 there.
-_WBITS = const(13) if MICROPYTHON else 0
+
+
+def _wbits(payload):
+    # MicroPython: a window as large as the text (the size header, in either byte order),
+    # not the 32 KiB the zlib header declares: no back-reference reaches further than the
+    # text is long, and a free 32 KiB block is rare on a fragmented heap (512 bytes for a
+    # few properties). A header that lies only makes the inflate fail. CPython refuses a
+    # window smaller than the header's: 0 there.
+    if not MICROPYTHON:
+        return 0
+    n = int.from_bytes(payload[:4], "big")
+    if n > PURGE_MAX:
+        n = int.from_bytes(payload[:4], "little")
+    w = 9
+    while (1 << w) < n and w < 13:
+        w += 1
+    return w
 
 
 def _wire(base, v):
@@ -106,24 +119,34 @@ def introspection(interfaces):
     return ";".join("%s:%d:%d" % (i.name, i.version_major, i.version_minor) for i in interfaces)
 
 
-def purge_payload(entries):
-    """The producer/properties payload: big-endian size of the text, then the zlib text."""
+def _compress(text):
     from tether import zlib
 
+    return zlib.compress(text)
+
+
+def purge_payload(entries):
+    """The producer/properties payload: big-endian size of the text, then the zlib text."""
     text = ";".join(entries).encode()
     n = len(text)
-    return bytes((n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255)) + zlib.compress(text)
+    # tether.zlib only while compressing (on a board it goes again: once per connection)
+    z = build_once(_compress, text)
+    return bytes((n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255)) + z
+
+
+def _inflate(payload):
+    from tether import zlib
+
+    return zlib.decompress(memoryview(payload)[4:], max_size=PURGE_MAX, wbits=_wbits(payload))
 
 
 def purge_entries(payload):
     """The "iface/path" entries a consumer/properties payload keeps. The size header is
     ignored (the SDK writes it little-endian, the spec big-endian); the inflated text is
     bounded by PURGE_MAX."""
-    from tether import zlib
-
     if len(payload) < 5:
         raise ValidationError("purge list of %d bytes" % len(payload))
-    text = zlib.decompress(memoryview(payload)[4:], max_size=PURGE_MAX, wbits=_WBITS)
+    text = build_once(_inflate, payload)
     try:
         text = text.decode()
     except UnicodeError:

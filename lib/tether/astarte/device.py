@@ -7,8 +7,9 @@
     device.send("org.x.Sensors", "/s1/temperature", 21.5, timestamp)
 
 Per connection (a pre-connect stage, then serve()): the pairing stage makes sure there is
-a certificate (key and CSR made on the device the first time; verify on the first connect of
-this object and after a failed attempt; a new one when refused) and knows the broker; then
+a certificate (key and CSR made on the device the first time and kept; verify on the first
+connect of this object and after a failed attempt; a new one, verified, when refused, not
+valid or in its last quarter: tether.astarte.certificate) and knows the broker; then
 mutual TLS, MQTT 3.1.1, empty client id, clean session, keepalive 60; SUBSCRIBE QoS 2
 control/consumer/properties and every server-owned interface; introspection; emptyCache;
 every stored device property; producer/properties (big-endian header); on_connected.
@@ -33,11 +34,25 @@ from tether.astarte.errors import (
     PersistencyDirectoryNotFoundError,
     ValidationError,
 )
+
+# the run-time interfaces, loaded before build_once reads any (it drops what it loads)
+from tether.astarte.iface import parse as iface_parse
+from tether.astarte.iface import read as iface_read
+from tether.astarte.iface import read_all as iface_read_all
 from tether.cloud.client import CloudClient
-from tether.compat import MICROPYTHON
+from tether.compat import MICROPYTHON, build_once
 
 _log = log.getLogger("astarte")
 _LOST = 7  # on_disconnected's rc for a connection lost (paho's MQTT_ERR_CONN_LOST)
+
+
+def _read_ca(ca):
+    if ca is None or isinstance(ca, (bytes, bytearray)):
+        return ca
+    if "-----BEGIN" in ca:
+        return ca.encode()
+    with open(ca, "rb") as f:
+        return f.read()
 
 
 def _isdir(path):
@@ -48,7 +63,7 @@ def _isdir(path):
 
 
 class DeviceMqtt(CloudClient):
-    MAX_PACKET = 8192  # server messages are small; larger are drained and counted
+    MAX_PACKET = 4096  # server messages are small; larger are drained and counted
     # Sends waiting in RAM; the oldest is dropped (counted) beyond. send() is synchronous
     # (the SDK's API): a burst faster than the broker's acks waits here.
     QUEUE_MAX = 64 if MICROPYTHON else 4096
@@ -68,6 +83,9 @@ class DeviceMqtt(CloudClient):
         store=None,
         keepalive=60,
         sync_mode=False,
+        key=None,
+        key_cert=None,
+        se=None,
     ):
         persistency_dir = str(persistency_dir)
         if not _isdir(persistency_dir):
@@ -75,19 +93,29 @@ class DeviceMqtt(CloudClient):
         CloudClient.__init__(
             self, "", "", 8883, keepalive=keepalive, sync_mode=sync_mode, store=store
         )
-        from tether.astarte.pairing import Api, Pairing, makedirs
+        from tether.astarte.properties import makedirs
 
         here = persistency_dir.rstrip("/") + "/" + device_id
         self.device_id = device_id
         self.realm = realm
         self.ignore_ssl_errors = ignore_ssl_errors
-        self.pairing = Pairing(
-            device_id,
-            realm,
-            credentials_secret,
-            Api(pairing_base_url, ca, ignore_ssl_errors),
-            here + "/crypto",
-        )
+        # Pairing (tether.astarte.pairing) is loaded by the pairing stage only: what it
+        # needs is kept here, the certificate and key as the last stage left them.
+        self._secret = credentials_secret
+        self._pairing_url = pairing_base_url
+        self._ca = _read_ca(ca)
+        self._crypto = here + "/crypto"
+        self.pairing = None  # the last stage's Pairing (CPython keeps it; a board drops it)
+        self._key_pem = self._cert_pem = None
+        # key: None (a P-256 key made here and kept in flash) or `se05x:token=0x...`, a key
+        # inside the SE05x (key_cert: its certificate, for the public key; se: the
+        # tether.hal.se05x SecureElement, default the board's)
+        self._se_key = (key, key_cert, se) if key else None
+        self._cert_fresh = False  # obtained, not yet taken by the broker
+        self._cert_bad = False  # refused or not valid, and no new one yet
+        self._cert_left = None  # (seconds left, ticks then) of the certificate in use
+        self.credentials = sync.CertLife(self)
+        makedirs(self._crypto)
         if database is None:
             from tether.astarte.properties import PropertyFile
 
@@ -118,6 +146,11 @@ class DeviceMqtt(CloudClient):
     def _pairing_stage(self):
         return sync.pairing_stage(self)
 
+    def _api(self):
+        from tether.astarte.pairing import Api
+
+        return Api(self._pairing_url, self._ca, self.ignore_ssl_errors)
+
     # -- the SDK's API -----------------------------------------------------------------
 
     def get_device_id(self):
@@ -140,23 +173,24 @@ class DeviceMqtt(CloudClient):
         self._on_disconnected = on_disconnected
         self._cb_loop = loop
 
-    def add_interface_from_json(self, interface_json):
-        from tether.astarte.interfaces import Interface
+    # Interfaces are read through build_once: on a board the parser (tether.astarte.
+    # interfaces) is dropped again once they are read; only tether.astarte.iface stays.
 
-        self._add(Interface(interface_json))
+    def add_interface_from_json(self, interface_json):
+        self._add(build_once(iface_parse, interface_json))
 
     def add_interface_from_file(self, interface_file):
-        from tether.astarte.interfaces import load
-
-        self._add(load(str(interface_file)))
+        self._add(build_once(iface_read, str(interface_file)))
 
     def add_interfaces_from_dir(self, interfaces_dir):
+        """Every *.json (interface JSON) and *.ifc (compact form, tools/astarte_ifc.py) file,
+        in name order."""
         d = str(interfaces_dir).rstrip("/")
         if not _isdir(d):
             raise InterfaceFileNotFoundError('"%s" does not exist or is not a directory' % d)
-        for name in sorted(os.listdir(d)):
-            if name.endswith(".json"):
-                self.add_interface_from_file(d + "/" + name)
+        names = [n for n in sorted(os.listdir(d)) if n.endswith(".json") or n.endswith(".ifc")]
+        for iface in build_once(iface_read_all, d, names):
+            self._add(iface)
 
     def remove_interface(self, interface_name):
         iface = self._iface(interface_name)
@@ -320,12 +354,7 @@ class DeviceMqtt(CloudClient):
             self._put(suffix, data, qos, False)
 
     def tls_context(self):
-        from tether import tlsctx
-
-        p = self.pairing
-        return tlsctx.client_context(
-            cadata=p.api.ca, cert=p.cert_pem, key=p.key_pem, insecure=self.ignore_ssl_errors
-        )
+        return sync.tls_context(self)
 
     async def serve(self):
         try:

@@ -3,7 +3,8 @@
     {"cloud": "astarte", "device_id": "V_zv6ThCCtXWveQ8mPjsKg",
      "astarte": {"realm": "myrealm", "pairing_url": "https://api.example.com/pairing",
                  "interfaces": "interfaces", "persistency_dir": "astarte",
-                 "ca": "astarte_ca.der", "ignore_ssl_errors": false},
+                 "ca": "astarte_ca.der", "ignore_ssl_errors": false,
+                 "key": "se05x:token=0x00000064", "key_cert": "se05x:token=0x00000065"},
      "keepalive": 60}
 
 secrets.json holds `astarte_credentials_secret` (or `credentials_secret`): the device is
@@ -11,7 +12,8 @@ registered beforehand (register_device_with_jwt_token on a host, or the dashboar
 `interfaces` is a folder of interface JSON files and `persistency_dir` the flash folder for
 the key, the certificate and the properties (both relative to the settings' folder). `ca`
 is the root CA of the pairing API and of the broker (needed on a board: MicroPython has no
-system store).
+system store). `key` (optional): the device key inside the board's SE05x instead of one
+made and kept in flash, `key_cert` its certificate (for the public key of the CSR).
 
 Everything that can refuse the configuration is checked here, before the firmware arms its
 watchdog: the settings, the CA file, every interface file (a bad one is named).
@@ -60,6 +62,8 @@ def make_client(settings):
         ignore_ssl_errors=bool(a.get("ignore_ssl_errors", False)),
         ca=ca,
         keepalive=settings.get("keepalive", 60),
+        key=a.get("key"),
+        key_cert=a.get("key_cert"),
     )
     client.add_interfaces_from_dir(_join(base, a.get("interfaces", "interfaces")))
     servers = (settings.get("time") or {}).get("servers")

@@ -28,6 +28,18 @@ from tether import log
 _log = log.getLogger("astarte")
 
 
+def makedirs(path):
+    """mkdir -p (MicroPython's os has no makedirs)."""
+    cur = ""
+    for part in path.split("/"):
+        cur = cur + "/" + part if cur or path.startswith("/") else part
+        if part:
+            try:
+                os.mkdir(cur)
+            except OSError:
+                pass
+
+
 def _exists(path):
     try:
         os.stat(path)

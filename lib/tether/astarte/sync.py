@@ -1,10 +1,10 @@
 """What DeviceMqtt does per connection (tether.astarte.device): the pairing stage, the
 resync after CONNACK, the send queue, and the server's messages.
 
-- pairing_stage(d): a certificate known valid and the broker's address. Verify runs on the
-  object's first connect and after an attempt that did not connect (the SDK verifies after
-  every drop, from paho's thread, and dies there when the pairing API is down); when the
-  pairing API cannot be reached on a reconnect, the stored certificate is tried anyway.
+- pairing_stage(d): tether.astarte.certificate.stage, whose modules (HTTP, PEM/DER, keys,
+  CSR) a board drops again before the connection needs the RAM.
+- tls_context(d), CertLife: the MQTT connection's TLS context (native from DER on
+  MicroPython) and the certificate's end for the base's planned reconnect.
 - resync(d): SUBSCRIBE QoS 2 consumer/properties and each server-owned interface,
   introspection, emptyCache, every stored device property, producer/properties.
 - drain(d) / spill(d): the send queue in order; what a dead connection leaves.
@@ -16,57 +16,111 @@ import asyncio
 from tether import log
 from tether.astarte import codec
 from tether.astarte.errors import InterfaceNotFoundError, ValidationError
-from tether.compat import MICROPYTHON, unload_since
+from tether.compat import MICROPYTHON, ticks_diff, ticks_ms, unload_since
 
 _log = log.getLogger("astarte")
 
 
 async def pairing_stage(d):
     if not MICROPYTHON:
-        return await _pairing(d)
+        from tether.astarte.certificate import stage
+
+        return await stage(d)
     import sys
 
     before = list(sys.modules)
     try:
-        return await _pairing(d)
+        from tether.astarte.certificate import stage
+
+        return await stage(d)
     finally:
         # What only pairing needs (HTTP, PEM/DER, keys, CSR) is dropped again: the MQTT
         # connection that follows needs the RAM; a later pairing imports it anew.
+        d.pairing = None
         unload_since(before)
         import gc
 
         gc.collect()
 
 
-async def _pairing(d):
-    from tether.astarte.pairing import APIError
+def pem_ders(data):
+    """The DER of every PEM block in data (DER bytes as they are); ValueError if corrupt.
+    Without tether.der/certs: on a board the pairing stage and the MQTT context are built
+    from these by the native TLS module alone."""
+    if data[:1] == b"0":
+        return [bytes(data)]
+    from binascii import a2b_base64
 
-    p = d.pairing
-    first = d._stage_connects < 0
-    # verify on this object's first connect and after an attempt that did not connect
-    verify = first or d._stage_connects == d.session.connects
-    d._stage_connects = d.session.connects
-    if d.ignore_ssl_errors:
-        _log.warning("ignore_ssl_errors: TLS certificates are NOT verified (tests only)")
-    old = p.cert_pem
+    out = []
+    for part in bytes(data).split(b"-----BEGIN ")[1:]:
+        body = part.split(b"-----", 1)[1].split(b"-----END")[0]
+        if b":" in body:  # RFC 1421 headers: an encrypted key, for tlsctx to explain
+            raise ValueError("PEM with headers")
+        out.append(a2b_base64(b"".join(body.split())))
+    return out
+
+
+class CertLife:
+    """The base's credentials provider (tether.creds.Credentials), used for its planned
+    reconnect only: no user name or password (mutual TLS), and `expires_at` when the
+    device certificate runs out. The base reconnects at 4/5 of that; the pairing stage then
+    finds the certificate in its last quarter and renews it while the broker still takes
+    it."""
+
+    needs_time = False
+    expires_at = None
+
+    def __init__(self, device):
+        self.d = device
+
+    def mint(self, now):
+        left = self.d._cert_left
+        self.expires_at = None
+        if left is not None:
+            s = left[0] - ticks_diff(ticks_ms(), left[1]) // 1000
+            if s > 2:
+                self.expires_at = now + s
+        return None, None
+
+
+def native_context(ca, cert_pem=None, key_pem=None):
+    """MicroPython: a verifying context built from DER by the native TLS module alone (no
+    tlsctx, DER or certificate checks: ~25 KB of code kept off the heap), or None when the
+    PEM does not decode (tlsctx then says what is wrong)."""
     try:
-        await p.ensure_certificate(verify)
-        if first or not d.server:
-            d.server, d.port = await p.broker()
-    except (OSError, APIError) as exc:
-        if first or p.cert_pem is None or not d.server:
-            raise
-        # The pairing API is down but the broker may not be: try with what we have.
-        _log.warning("pairing API unreachable (%s): connecting with the stored certificate", exc)
-    p.api.release()
-    m = d.mqtt
-    if m is not None:
-        # The base makes its one MQTT client (and TLS context) at the first connect; a new
-        # certificate or broker address is put into it here (the base has no seam for it).
-        m.port = d.port
-        m._server_hostname = d.server
-        if p.cert_pem is not old:
-            m._ssl = d.tls_context()
+        cas = pem_ders(ca)
+        cert = key = None
+        if cert_pem is not None:
+            cert = pem_ders(cert_pem)[0]
+            key = pem_ders(key_pem)[0]
+    except (ValueError, IndexError, TypeError):
+        return None
+    if not cas:
+        return None
+    from tether.cloud.tls import verifying_context
+
+    return verifying_context(cas, cert, key)
+
+
+def tls_context(d):
+    """The MQTT connection's context: the CA, the device certificate and its key."""
+    if d._se_key:  # the SE05x signs the handshake (boards built with ECDSA_SIGN_ALT)
+        from tether import creds
+
+        key, _, se = d._se_key
+        return creds.tls_context(d._ca, d._cert_pem, key, d.ignore_ssl_errors, se)
+    if MICROPYTHON and not d.ignore_ssl_errors and d._ca:
+        ctx = native_context(d._ca, d._cert_pem, d._key_pem)
+        if ctx is not None:
+            return ctx
+    from tether import tlsctx
+
+    return tlsctx.client_context(
+        cadata=d._ca,
+        cert=d._cert_pem,
+        key=d._key_pem,
+        insecure=d.ignore_ssl_errors,
+    )
 
 
 async def resync(d):

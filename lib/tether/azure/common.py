@@ -3,7 +3,7 @@ exception for a failed connect, and the TLS context (the embedded Azure roots by
 """
 
 from tether.azure.exceptions import ClientError, ConnectionFailedError, CredentialError
-from tether.compat import build_once
+from tether.compat import MICROPYTHON, build_once
 
 
 def refused(exc):
@@ -18,15 +18,40 @@ def refused(exc):
     return ConnectionFailedError("%s: %s" % (type(exc).__name__, exc))
 
 
+def _der_list(ca):
+    """`ca` as a list of DER certificates when it is DER already (bytes, a list of them, or
+    a path to a DER file), else None (PEM: tether.creds parses it)."""
+    if isinstance(ca, str) and not ca.startswith("-----"):
+        try:
+            with open(ca, "rb") as f:
+                ca = f.read()
+        except OSError:
+            return None
+    cas = ca if isinstance(ca, (list, tuple)) else [ca]
+    for c in cas:
+        if not isinstance(c, (bytes, bytearray)) or c[:1] != b"\x30":
+            return None
+    return list(cas)
+
+
 def tls_context(ca, x509):
     """A verifying context trusting `ca` (default: the embedded Azure roots), presenting
     the X509's certificate and key when given."""
-    from tether import creds
-
     if ca is None:
         from tether.azure.roots import ROOTS
 
         ca = list(ROOTS)
+    if x509 is None and MICROPYTHON:
+        cas = _der_list(ca)
+        if cas is not None:
+            # SAS with DER roots (the embedded ones, or the settings' ca.der): straight to
+            # the port's TLS context, without tether.creds / der / tlsctx, whose code and
+            # qstrs (never freed on a port) the board would carry for one context.
+            from tether.cloud.tls import verifying_context
+
+            return verifying_context(cas)
+    from tether import creds
+
     if x509 is None:
         return creds.tls_context(ca=ca)
     if getattr(x509, "pass_phrase", None):

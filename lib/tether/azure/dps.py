@@ -79,6 +79,10 @@ class ProvisioningDeviceClient:
         self.provisioning_payload = None
         self.tls = True  # tests against a plain scripted broker set False
         self.open_connection = None  # test hook, as on the cloud base
+        # A receive buffer to borrow (bytearray of 4096 bytes or more): the firmware profile
+        # lends the hub client's, allocated while the heap was young and idle until the hub
+        # connects, so a fragmented heap need not find 4 KB in one piece for DPS.
+        self.buffer = None
         self.counters = {"polls": 0, "retries": 0, "bad_messages": 0}
         self._replies = []
         self._ev = None
@@ -141,6 +145,7 @@ class ProvisioningDeviceClient:
             max_packet=4096,
             on_message=self._on_message,
             bytes_topics=True,
+            buffer=self.buffer,
             **kw,
         )
         try:

@@ -90,6 +90,7 @@ class HubClient(Features, CloudClient):
         self._handlers = {}
         self._dv = None  # the newest desired $version the handler saw
         self._task = None
+        self._ext = False  # run() called by someone else (see run())
         self._up = False  # serving: connected as the handlers see it
         self._queue = []  # (bag bytes, payload) without a store
         self.outbox = None
@@ -174,10 +175,19 @@ class HubClient(Features, CloudClient):
 
         if self.connected:
             return
+        if self._ext:
+            # run() is someone else's (the firmware's): wait for its connection, never stop it
+            n = 0
+            while self._ev is None and n < 100:  # its task has not started yet
+                await asyncio.sleep(0.01)
+                n += 1
+            if not await self.wait(lambda: self.connected, self.CONNECT_TIMEOUT_MS):
+                raise OperationTimeout("not connected in %d ms" % self.CONNECT_TIMEOUT_MS)
+            return
         s = self.session
         f0 = s.failures
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.run())
+            self._task = asyncio.create_task(CloudClient.run(self))
         waited = 0
         while not self.connected:
             if s.failures > f0:
@@ -189,6 +199,20 @@ class HubClient(Features, CloudClient):
                 raise OperationTimeout("not connected in %d ms" % waited)
             await asyncio.sleep(0.02)
             waited += 20
+
+    def run(self):
+        """The base's run(), for a caller that runs the client itself (the firmware, or
+        `asyncio.create_task(client.run())`): known from this call on, before its task first
+        runs, so connect() and send_message() wait for its connection instead of starting
+        a second one."""
+        self._ext = True
+        return self._run_ext()
+
+    async def _run_ext(self):
+        try:
+            await CloudClient.run(self)
+        finally:
+            self._ext = False
 
     async def disconnect(self):
         """Send DISCONNECT and stop (queued telemetry stays queued)."""
@@ -264,6 +288,7 @@ class HubClient(Features, CloudClient):
         await self._subscribe_wanted()
         self.ready()
         self._up = True
+        self.wake()  # connect() and send_message() wait for this
         self._state_changed()
         try:
             if self._handlers.get("desired") is not None:
@@ -318,7 +343,7 @@ class HubClient(Features, CloudClient):
         if len(self._events) + len(b) + len(data) > _MAX_D2C:
             raise ValueError("telemetry message over 256 KB")
         n = self._put(b, bytes(data))
-        if self._task is None:
+        if self._task is None and not self._ext:  # nothing runs the connection yet
             await self.connect()
         await self.wait(lambda: self._acked >= n or not self.connected, 0x3FFFFFFF)
 

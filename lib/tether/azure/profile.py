@@ -123,11 +123,26 @@ class Provisioner:
         if c.assignment is not None:
             return
         await c._time_stage()  # SAS tokens need a sane clock, and this runs before "time"
+        import sys
+
+        fresh = "tether.azure.dps" not in sys.modules
         from tether.azure.dps import ProvisioningDeviceClient
 
         p = ProvisioningDeviceClient(*self.args)
         p.provisioning_payload = self.payload
-        r = await p.register()
+        buf = c._rxbuf  # the hub's, unused until its first connect (None after it)
+        if isinstance(buf, bytearray) and len(buf) >= 4096:
+            p.buffer = buf
+        try:
+            r = await p.register()
+        finally:
+            del p, ProvisioningDeviceClient
+            if fresh:  # loaded for this registration only: its code goes before the hub's TLS
+                sys.modules.pop("tether.azure.dps", None)
+                try:
+                    delattr(sys.modules["tether.azure"], "dps")
+                except (AttributeError, KeyError):
+                    pass
         self.registrations += 1
         st = r.registration_state
         if r.status != "assigned" or st is None or not st.assigned_hub:

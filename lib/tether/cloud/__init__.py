@@ -17,7 +17,7 @@ _attrs = {
 }
 
 
-_SUBMODULES = ("client", "connect", "router", "requests", "outbox", "scheduler")
+_SUBMODULES = ("client", "connect", "tls", "sync", "router", "requests", "outbox", "scheduler")
 
 
 def __getattr__(attr):

@@ -17,20 +17,18 @@ A profile subclasses it and writes only its protocol:
         async def on_down(self, topic, payload):   # runs outside the MQTT reader
             await self.publish(b"up", payload)     # so it may await
 
-The seams the firmware (and any app) uses, the same on every cloud: `add_stage(name, fn,
-timeout_ms, first=False)`, `guard`, `store`, `set_diagnostics(interval_ms, callback)`,
-`diagnostics()`, `time_synced`, `connected`, `counters`, `stats()`, `publish()`, `drop()`,
-`await run()`, `start()`, `stop()`, `update()`.
+The seams the firmware and apps use on every cloud: add_stage(), guard, store,
+set_diagnostics(), diagnostics(), time_synced, connected, counters, stats(), publish(),
+drop(), run(), start(), stop(), update() (docs/architecture.md).
 
-What it does for the profile: one tether.session.Session (stages, connect, backoff, watchdog);
-ONE MQTTClient per client object, made at the first connect and reused (its receive buffer
-of MAX_PACKET bytes and the TLS context are allocated once); a credentials provider minted
-before every connect, with a planned reconnect before it expires (timed on ticks from the
-mint, no backoff, nothing in flight lost or sent twice); the topic router and its handler
-queue (tether.cloud.router); what only a connection needs is in tether.cloud.connect,
-loaded at the first connect; one timer task that runs the scheduler's periodic callbacks and
-ends every wait(): waits take integer ms and a predicate, and are woken by one event pulsed
-on every incoming message, local change and deadline (no task or wait_for per wait).
+What it does for the profile: one tether.session.Session; ONE MQTTClient per client,
+made at the first connect and reused (receive buffer and TLS context allocated once); a
+credentials provider minted before every connect, renewed as planned before it expires
+(tether.cloud.connect: loaded at the first connect, dropped again on MicroPython without a
+provider); the topic router and its handler queue; one timer task that runs the periodic
+callbacks (the scheduler is made with the first) and ends every wait(): waits take integer
+ms and a predicate and are woken by one event pulsed on every message, local change and
+deadline (no task or wait_for per wait). Sync mode: tether.cloud.sync.
 """
 
 import asyncio
@@ -43,21 +41,13 @@ if __file__.endswith(".py"):
     import tether.mqtt  # noqa: F401
 
 from tether import log
-from tether.compat import print_exception, ticks_add, ticks_diff, ticks_ms
+from tether.compat import MICROPYTHON, print_exception, ticks_add, ticks_diff, ticks_ms, unload
 
 _log = log.getLogger("cloud")
 
 sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
 
 _HOSTED = ("linux", "darwin", "win32", "cygwin")  # an OS keeps the time: no SNTP stage
-
-
-async def _pause_ms(ms):
-    await sleep_ms(ms)  # run_until_complete needs a coroutine; MicroPython's sleep_ms is not
-
-
-def _name(exc):
-    return type(exc).__name__
 
 
 class CloudClient:
@@ -80,10 +70,9 @@ class CloudClient:
         store=None,
         guard=None,
     ):
-        # Loaded with the first client, not with this module: importing a profile (e.g. for
-        # its types or constants) does not pay for the session, the router or the scheduler.
+        # Loaded with the first client: importing a profile (for its types or constants) does
+        # not pay for the session or the router (the scheduler: `scheduler` below).
         from tether.cloud.router import Router
-        from tether.cloud.scheduler import Scheduler
         from tether.session import Session
 
         self.client_id = client_id
@@ -103,7 +92,7 @@ class CloudClient:
             "reconnects": 0,  # connections after the first
         }
         self.router = Router(self.QUEUE)
-        self.scheduler = Scheduler(self.callback_failed)
+        self._sched = None
         self.session = Session(
             self._connect,
             self._serve,
@@ -114,23 +103,18 @@ class CloudClient:
         self.session.add_stage("time", self._time_stage, self.ntp_timeout_ms * 3)
         self.session.add_stage("dns", self._resolve, self.DNS_TIMEOUT_MS)
         self.store = store
-        # Test and emulator hooks: a replacement MQTTClient class, an open_connection.
-        self.mqtt_factory = None
-        self.open_connection = None
-        self.mqtt = None  # the one MQTTClient, made at the first connect
-        # Its receive buffer, allocated now: 4 KB in one piece is easy to find in a young
-        # heap, hard after a TLS context and a handshake have cut it up.
+        # The MQTT receive buffer, allocated now: a few KB in one piece are easy to find in
+        # a young heap, hard after a TLS context and a handshake have cut it up.
         self._rxbuf = bytearray(self.MAX_PACKET)
+        # Test and emulator hooks: a replacement MQTTClient class, an open_connection.
+        self.mqtt_factory = self.open_connection = None
+        self.mqtt = None  # the one MQTTClient, made at the first connect
         self._ev = None  # the one wake-up, pulsed
         self._alarm = None  # earliest deadline of a wait()
         self._until = 0  # when the timer task wakes next
-        self._timer = None
-        self._disp = None
-        self._loop = None
-        self._renew_at = None
+        self._timer = self._disp = self._loop = self._renew_at = None
         self._inflight = 0
         self._draining = False
-        self._diag_cb = None
 
     # -- seams -------------------------------------------------------------------------
 
@@ -151,6 +135,17 @@ class CloudClient:
         self.session.store = st  # depth and drops join diagnostics
 
     @property
+    def scheduler(self):
+        """The periodic callbacks (tether.cloud.scheduler), made when first asked for: a
+        client without any does not load the module."""
+        s = self._sched
+        if s is None:
+            from tether.cloud.scheduler import Scheduler
+
+            s = self._sched = Scheduler(self.callback_failed)
+        return s
+
+    @property
     def connected(self):
         return self.session.state == "ready"
 
@@ -160,12 +155,9 @@ class CloudClient:
 
     def set_diagnostics(self, interval_ms, callback):
         """Call `await callback(client, dict)` every interval_ms while connected."""
-        self._diag_cb = callback
         self.session.diag_interval_ms = interval_ms
-        self.session.on_diagnostics = self._diag if callback is not None else None
-
-    async def _diag(self, session, d):
-        await self._diag_cb(self, d)
+        # The session calls on_diagnostics(session, d); the callback gets this client.
+        self.session.on_diagnostics = (lambda s, d: callback(self, d)) if callback else None
 
     def diagnostics(self):
         """The session's state and counters, with this client's counters."""
@@ -219,20 +211,17 @@ class CloudClient:
         if self.async_mode:
             asyncio.run(self.run())
             return
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            if hasattr(asyncio, "set_event_loop"):
-                asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._begin())
-        self._loop.run_until_complete(self.wait(lambda: self.connected, 0x3FFFFFFF))
+        from tether.cloud.sync import start  # sync mode only
+
+        start(self)
 
     def update(self):
         """Sync mode: one bounded step (network, due callbacks, pushes); a few ms."""
         if self.async_mode:
             raise RuntimeError("update() is for sync_mode=True; async mode runs by itself")
-        if self._loop is None:
-            self.start()
-        self._loop.run_until_complete(_pause_ms(2))
+        from tether.cloud.sync import update
+
+        update(self)
 
     async def run(self):
         """Run the client as a task among others: `asyncio.create_task(client.run())`."""
@@ -248,7 +237,10 @@ class CloudClient:
         self._end()
 
     async def _begin(self):
-        self._ev = asyncio.Event()
+        old = self._ev
+        self._ev = asyncio.Event()  # in this loop (CPython 3.9 binds an Event to one)
+        if old is not None:
+            old.set()  # a wait() from before run() moves over to the new one
         self.begin()
         if self._timer is None:
             self._timer = asyncio.create_task(self._tick())
@@ -278,6 +270,8 @@ class CloudClient:
             if ticks_diff(deadline, ticks_ms()) <= 0:
                 return False
             self._arm(deadline)
+            if self._ev is None:  # before run(): the timer task ends the wait when it starts
+                self._ev = asyncio.Event()
             await self._ev.wait()
         return True
 
@@ -295,7 +289,8 @@ class CloudClient:
         # The one timer: scheduled callbacks, wait() deadlines, the credential renewal.
         while True:
             now = ticks_ms()
-            wait = self.scheduler.run_due(self, now)
+            s = self._sched
+            wait = 1000 if s is None else s.run_due(self, now)  # scheduler.MAX_SLEEP_MS
             a = self._alarm
             if a is not None:
                 left = ticks_diff(a, now)
@@ -324,14 +319,14 @@ class CloudClient:
         """An app callback raised: count and log it; the callback stays registered."""
         self.counters["callback_errors"] += 1
         name = getattr(what, "name", what)
-        _log.error("%s: callback raised %s: %s (still registered)", name, _name(exc), exc)
+        _log.error("%s: callback raised %s: %s (still registered)", name, type(exc).__name__, exc)
         if log.getLevel() <= log.DEBUG:
             print_exception(exc)
 
     def bad_message(self, topic, exc):
         """A cloud message that does not fit: count and log it; the connection stays."""
         self.counters["bad_messages"] += 1
-        _log.warning("bad message on %s: %s: %s", topic, _name(exc), exc)
+        _log.warning("bad message on %s: %s: %s", topic, type(exc).__name__, exc)
 
     # -- MQTT --------------------------------------------------------------------------
 
@@ -360,16 +355,19 @@ class CloudClient:
         await self.mqtt.unsubscribe(filt)
 
     async def _connect(self):
-        from tether.cloud import connect  # loaded at the first connect, then kept
-
         m = self.mqtt
-        if m is None:
-            m = self.mqtt = connect.make_mqtt(self)
+        if m is None or self.credentials is not None:
+            from tether.cloud import connect  # loaded at the first connect
+
+            if m is None:
+                m = self.mqtt = connect.make_mqtt(self)
+            if self.credentials is not None:
+                connect.login(self, m)  # kept: it mints before every connect
+            elif MICROPYTHON:
+                unload("tether.cloud.connect")  # not needed again (renew() needs expiry)
         if self.credentials is None:
             m.user = self.username
             m.password = self._password
-        else:
-            connect.login(self, m)
         m.server = self.session.address or self.server
         _log.info("connecting to %s:%d", self.server, self.port)
         await m.connect()

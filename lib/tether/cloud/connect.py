@@ -3,8 +3,10 @@ the one MQTT client, credentials minted per connect, the planned renewal.
 
 - make_mqtt(client): the TLS context is built once (profile hook tls_context()); on
   MicroPython the tether modules that building it imported are dropped again before the
-  handshake needs the RAM, and a verifying tlsctx context is unwrapped into _NoDelay (the
-  wrapper would keep all of tlsctx alive for one method).
+  handshake needs the RAM, and a verifying tlsctx context is unwrapped into
+  tether.cloud.tls._NoDelay (the wrapper would keep all of tlsctx alive for one method).
+  A client without a credentials provider needs nothing here after that: on MicroPython
+  the base drops this module again after the first connect.
 - login(client, m): `credentials.mint(now)` before every connect; a credential with
   `expires_at` gets a planned reconnect at 4/5 of its lifetime, timed on ticks from the
   mint (a wall clock that jumps cannot make it early or late, and a nonsense lifetime
@@ -26,45 +28,15 @@ def _once(fn):
     return build_once(fn)
 
 
-class _NoDelay:
-    """A MicroPython TLS context whose wrap_socket turns Nagle off first: mbedTLS sends each
-    handshake message on its own, and MQTT's small packets must not wait for delayed ACKs."""
+def __getattr__(name):
+    # _NoDelay and verifying_context live in tether.cloud.tls (a TLS context keeps only that
+    # small module alive, and this one can be dropped after the first connect); profiles
+    # still import them from here.
+    if name in ("_NoDelay", "verifying_context"):
+        from tether.cloud import tls
 
-    def __init__(self, ctx):
-        self._ctx = ctx
-        self.tether_insecure = False
-
-    def wrap_socket(
-        self, sock, server_side=False, do_handshake_on_connect=True, server_hostname=None
-    ):
-        try:
-            import socket
-
-            # Linux numbers where the port does not name them (the unix port), as tlsctx does.
-            sock.setsockopt(
-                getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1
-            )
-        except Exception:  # a port without the option must not cost the connection
-            pass
-        return self._ctx.wrap_socket(
-            sock,
-            server_side=server_side,
-            do_handshake_on_connect=do_handshake_on_connect,
-            server_hostname=server_hostname,
-        )
-
-
-def verifying_context(cas):
-    """MicroPython: a verifying TLS context trusting `cas` (a list of DER certificates), no
-    client certificate: the common case built without tlsctx, whose code (and qstrs, which
-    a port never frees) a board would otherwise carry for one context."""
-    import tls
-
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = tls.CERT_REQUIRED
-    for c in cas:  # each call adds one more trusted root
-        ctx.load_verify_locations(c)  # ValueError when mbedTLS refuses it
-    return _NoDelay(ctx)
+        return getattr(tls, name)
+    raise AttributeError(name)
 
 
 def make_mqtt(client):
@@ -73,6 +45,8 @@ def make_mqtt(client):
     if MICROPYTHON and native is not None and not getattr(ctx, "tether_insecure", True):
         # tlsctx's wrapper would keep all of tlsctx alive (its methods hold the module's
         # globals); this one does the same for a verifying context in a few lines.
+        from tether.cloud.tls import _NoDelay
+
         ctx = _NoDelay(native)
     factory = client.mqtt_factory
     if factory is None:

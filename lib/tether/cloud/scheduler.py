@@ -19,12 +19,12 @@ class Scheduler:
         self._entries = []  # [due_ms, obj]; a handful of entries, scanned linearly
         self._on_error = on_error  # on_error(obj, exc): the client counts and logs it
 
-    def add(self, obj):
-        """Schedule obj (it has .run(client) and .next_interval_s()); first turn now."""
+    def add(self, obj, now=None):
+        """Schedule obj (it has .run(client) and .next_interval_s()); first turn at now."""
         for e in self._entries:
             if e[1] is obj:
                 return
-        self._entries.append([ticks_ms(), obj])
+        self._entries.append([ticks_ms() if now is None else now, obj])
 
     def remove(self, obj):
         for e in self._entries:

@@ -3,19 +3,19 @@
     from tether.sap import SAPIoTClient
 
 Names are imported when first asked for (the `_attrs` pattern of MicroPython's asyncio):
-`from tether.sap import MeasureRefused` loads the small acks module, not the MQTT client.
+`from tether.sap import MeasureRefused` loads the small errors module, not the MQTT client.
 """
 
 _attrs = {
     "SAPIoTClient": "client",
     "Measure": "acks",
-    "SAPError": "acks",
-    "MeasureRefused": "acks",
-    "MeasureUnconfirmed": "acks",
+    "SAPError": "errors",
+    "MeasureRefused": "errors",
+    "MeasureUnconfirmed": "errors",
     "SAPConnectError": "refusal",
 }
 
-_SUBMODULES = ("client", "acks", "refusal", "profile")
+_SUBMODULES = ("client", "acks", "errors", "refusal", "profile", "stored")
 
 
 def __getattr__(name):

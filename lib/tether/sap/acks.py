@@ -29,39 +29,6 @@ UNCONFIRMED = "unconfirmed"  # no ack in time, or the connection ended first
 DROPPED = "dropped"  # never published: the queue or the store had no room
 
 
-class SAPError(Exception):
-    """Base of this package's errors; `code` is SAP's (ack) or MQTT's (CONNACK) number."""
-
-    code = None
-
-
-class MeasureRefused(SAPError):
-    """The gateway acked the measure with an error code (`code`, `message`, `measure`)."""
-
-    def __init__(self, measure):
-        m = measure.message
-        super().__init__(
-            "measure %s/%s refused: code %s%s"
-            % (measure.capability, measure.sensor, measure.code, (": " + m) if m else ""),
-        )
-        self.code = measure.code
-        self.message = m
-        self.measure = measure
-
-
-class MeasureUnconfirmed(SAPError):
-    """No ack for the measure: `reason` says why (time out, connection lost, dropped). The
-    gateway may or may not have it; it is not sent again (that could store it twice)."""
-
-    def __init__(self, measure):
-        super().__init__(
-            "measure %s/%s %s: %s"
-            % (measure.capability, measure.sensor, measure.state, measure.message),
-        )
-        self.reason = measure.message
-        self.measure = measure
-
-
 class Measure:
     """One measure message and its fate. `state` (QUEUED, SENT, ACKED, REFUSED, UNCONFIRMED,
     DROPPED), `code` (the ack's), `message` (the ack's text, or why unconfirmed),
@@ -87,11 +54,13 @@ class Measure:
         s = self.state
         if s == ACKED:
             return self.code
+        from tether.sap import errors  # loaded only when a measure fails
+
         if s == REFUSED:
-            raise MeasureRefused(self)
+            raise errors.MeasureRefused(self)
         if s in (UNCONFIRMED, DROPPED):
-            raise MeasureUnconfirmed(self)
-        raise SAPError("measure still %s" % s)
+            raise errors.MeasureUnconfirmed(self)
+        raise errors.SAPError("measure still %s" % s)
 
     def finish(self, state, code, message, now=None):
         self.state = state

@@ -29,14 +29,12 @@ from tether import log
 from tether.cloud.client import CloudClient
 from tether.compat import MICROPYTHON, ticks_add, ticks_diff, ticks_ms
 from tether.errors import CredentialError
-from tether.sap.acks import DROPPED, QUEUED, UNCONFIRMED, Acks, Measure, SAPError, encode
+from tether.sap.acks import DROPPED, QUEUED, Acks, Measure, encode
 
 _log = log.getLogger("sap")
 
-_CH = b"m"  # outbox channel of measures: b"m" + the measure's number (this boot)
 _FOREVER = 0x3FFFFFFF
 _COUNTERS = ("measures_sent", "acked", "refused", "unconfirmed", "dropped", "orphan_acks")
-_CONVERT = "python -m tools.sap_cert BUNDLE.pem (docs/sap.md, 'Provisioning')"
 
 
 class SAPIoTClient(CloudClient):
@@ -64,19 +62,12 @@ class SAPIoTClient(CloudClient):
         server_hostname=None,
         base_dir=None,
     ):
-        if cert is None or key is None:
-            raise CredentialError(
-                "SAP IoT devices log in with their certificate only: pass cert= and key= "
-                "(make them from SAP's bundle with %s)" % _CONVERT
-            )
-        if ca is None and MICROPYTHON:
+        if cert is None or key is None or (ca is None and MICROPYTHON):
             # protocols.md §4.1: SAP's server certificate is from a public CA, but which root
             # is UNCONFIRMED, so no root is embedded; CPython uses the system store.
-            raise CredentialError(
-                "ca= is required on MicroPython (no system trust store, and SAP's root CA is "
-                "not embedded): the root that signed your tenant's server certificate, DER "
-                "or PEM (docs/sap.md, 'Server certificate')"
-            )
+            from tether.sap.refusal import missing
+
+            raise missing(cert is None or key is None)
         alt = device_alternate_id
         if isinstance(alt, (bytes, bytearray)):
             alt = alt.decode()
@@ -128,23 +119,9 @@ class SAPIoTClient(CloudClient):
                         old.finish(DROPPED, None, "queue full (max_queued=%d)" % self.max_queued)
                         break
         else:
-            self._n += 1
-            m.payload = None  # the store holds it
-            try:
-                seq = ob.put(_CH + str(self._n).encode(), payload)
-            except Exception as exc:  # StoreFull (policy REJECT), a flash error
-                seq = exc
-            if seq is None or isinstance(seq, Exception):
-                m.finish(DROPPED, None, "the store refused it (%s)" % (seq or "full"))
-                return m
-            t = self._tracked
-            t[self._n] = m
-            self._boxed = True
-            if len(t) > self.max_queued:
-                # Still on the store and delivered later; only its waiter is let go.
-                k = min(t)
-                old = t.pop(k)
-                old.finish(UNCONFIRMED, None, "still queued on the store (RAM tracking full)")
+            from tether.sap import stored
+
+            stored.queue(self, m, payload)
         self.wake()
         return m
 
@@ -161,7 +138,7 @@ class SAPIoTClient(CloudClient):
         if self.async_mode:
             return self.wait_ack(m)
         if self._loop is None:
-            raise SAPError("sync mode: call start() before send_measures()")
+            raise _error("sync mode: call start() before send_measures()")
         return self._loop.run_until_complete(self.wait_ack(m))
 
     async def _running(self):
@@ -170,7 +147,7 @@ class SAPIoTClient(CloudClient):
             if self._ev is not None:
                 return
             await _pause()
-        raise SAPError("the client is not running: asyncio.create_task(client.run()) first")
+        raise _error("the client is not running: asyncio.create_task(client.run()) first")
 
     async def wait_ack(self, m):
         """Wait for a queued Measure's fate: -> its ack code (202), or raise as
@@ -213,7 +190,9 @@ class SAPIoTClient(CloudClient):
             )
         except CredentialError as exc:
             if "encrypted" in str(exc):
-                raise CredentialError("%s. For SAP's bundle: %s" % (exc, _CONVERT))
+                from tether.sap.refusal import CONVERT
+
+                raise CredentialError("%s. For SAP's bundle: %s" % (exc, CONVERT))
             raise
         self._cert = self._key = self._ca = None  # built once: the sources are not needed
         return ctx
@@ -283,11 +262,10 @@ class SAPIoTClient(CloudClient):
         self.wake()  # wait_connected() waits on `connected`: nothing else pulses then
 
     def begin(self):
-        if self.outbox is None and self.store is not None:
-            from tether.cloud.outbox import Outbox
+        if self.store is not None:
+            from tether.sap import stored
 
-            self.outbox = Outbox(self.store)
-        if self.outbox is not None:
+            stored.outbox(self)
             self._boxed = True  # an earlier boot's measures: replayed at the first connect
 
     async def serve(self):
@@ -319,16 +297,10 @@ class SAPIoTClient(CloudClient):
                 await self._send(m, m.payload)
             if q and q[0] is m:
                 q.pop(0)
-        ob = self.outbox
-        if ob is not None and self._boxed:
-            self._boxed = False
-            await ob.replay(self._send_old)
-            await ob.flush(self._send_boxed)
-            # flush() delivered (or found dropped) everything put so far: a tracked measure
-            # not sent by now was dropped by the store when it was full.
-            t = self._tracked
-            for k in list(t):
-                t.pop(k).finish(DROPPED, None, "dropped by the store (full)")
+        if self._boxed:
+            from tether.sap import stored
+
+            await stored.pump(self)
 
     async def _send(self, m, payload):
         # Waiting before the PUBLISH: the gateway's ack may come before its PUBACK.
@@ -339,17 +311,6 @@ class SAPIoTClient(CloudClient):
             self.acks.unsent(m)  # no PUBACK: sent again on the next connection
             raise
         self.counters["measures_sent"] += 1
-
-    async def _send_boxed(self, channel, payload):
-        m = self._tracked.get(int(channel[1:]))
-        if m is None:  # its waiter was let go: the ack is still matched and counted
-            m = _untracked(payload, self)
-        await self._send(m, payload)
-        self._tracked.pop(int(channel[1:]), None)
-
-    async def _send_old(self, channel, payload):
-        # An earlier boot's measure: nobody waits for it, its ack is matched and counted.
-        await self._send(_untracked(payload, self), payload)
 
     # -- cloud -> device -----------------------------------------------------------------
 
@@ -401,8 +362,7 @@ async def _pause():
     await asyncio.sleep(0)
 
 
-def _untracked(payload, client):
-    msg = json.loads(payload)
-    m = Measure(msg.get("capabilityAlternateId"), msg.get("sensorAlternateId"), None)
-    m.cb = client._finished
-    return m
+def _error(text):
+    from tether.sap.errors import SAPError
+
+    return SAPError(text)

@@ -12,7 +12,7 @@ that retrying cannot fix: wait_connected() raises at once instead of waiting the
 
 import time
 
-from tether.sap.acks import SAPError
+from tether.sap.errors import SAPError
 
 _WHY_CONNACK = {
     1: ("unacceptable protocol version", "the gateway wants MQTT 3.1.1", True),
@@ -41,6 +41,7 @@ _WHY_CONNACK = {
     ),
 }
 
+CONVERT = "python -m tools.sap_cert BUNDLE.pem (docs/sap.md, 'Provisioning')"
 _RENEW = "generate a new certificate in the cockpit and convert it with tools/sap_cert.py"
 
 
@@ -52,6 +53,23 @@ class SAPConnectError(SAPError):
         super().__init__(text)
         self.code = code
         self.permanent = permanent
+
+
+def missing(credentials):
+    """The CredentialError for a client made without its certificate and key (credentials
+    True) or, on MicroPython, without ca=."""
+    from tether.errors import CredentialError
+
+    if credentials:
+        return CredentialError(
+            "SAP IoT devices log in with their certificate only: pass cert= and key= "
+            "(make them from SAP's bundle with %s)" % CONVERT
+        )
+    return CredentialError(
+        "ca= is required on MicroPython (no system trust store, and SAP's root CA is "
+        "not embedded): the root that signed your tenant's server certificate, DER "
+        "or PEM (docs/sap.md, 'Server certificate')"
+    )
 
 
 def explain(client, exc):

@@ -252,6 +252,7 @@ class Pairing:
             out.update(valid=True, until=cert.not_valid_after_utc.isoformat())
         else:
             out.update(cause=cause, details=details)
+        self.plugin.front.event(dev.id, "verify", cause or "valid", self.plugin.name)
         return {"data": out}
 
     def check_certificate(self, dev, pem, now):
