@@ -285,3 +285,41 @@ def test_outbox_commits_acknowledgements_in_batches_and_an_idle_wake_reads_no_fl
         st.close()
     finally:
         _rmtree(d)
+
+
+def test_a_wait_after_stop_is_refused_and_a_pending_one_ends_at_the_stop():
+    # After stop() no timer runs: a wait() would never end, so it is refused; one already
+    # waiting ends (False) at the stop instead of at a deadline nobody watches; run() again
+    # makes waits work again. ready() wakes waits at once.
+    async def body():
+        c = await _started()
+        pending = asyncio.create_task(c.wait(lambda: False, 60000))
+        await asyncio.sleep(0.01)
+        t0 = ticks_ms()
+        c.stop()
+        ended = await pending
+        took = ticks_diff(ticks_ms(), t0)
+        try:
+            await c.wait(lambda: True, 10)
+            refused = None
+        except RuntimeError as exc:
+            refused = str(exc)
+        await c._begin()
+        again = await c.wait(lambda: False, 20)
+        flag = []
+        w = asyncio.create_task(c.wait(lambda: flag, 60000))
+        await asyncio.sleep(0.01)
+        flag.append(1)
+        c.session.ready = lambda: None  # no connection here: only the wake-up is under test
+        c.ready()
+        t1 = ticks_ms()
+        woke = await w
+        woke_ms = ticks_diff(ticks_ms(), t1)
+        c._end()
+        return ended, took, refused, again, woke, woke_ms
+
+    ended, took, refused, again, woke, woke_ms = run(body())
+    assert ended is False and took < 500, (ended, took)
+    assert refused and "stopped" in refused, refused
+    assert again is False  # after run() again, its own deadline ends a wait
+    assert woke is True and woke_ms < 500, woke_ms

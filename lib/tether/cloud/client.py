@@ -17,18 +17,15 @@ A profile subclasses it and writes only its protocol:
         async def on_down(self, topic, payload):   # runs outside the MQTT reader
             await self.publish(b"up", payload)     # so it may await
 
-The seams the firmware and apps use on every cloud: add_stage(), guard, store,
-set_diagnostics(), diagnostics(), time_synced, connected, counters, stats(), publish(),
-drop(), run(), start(), stop(), update() (docs/architecture.md).
-
-What it does for the profile: one tether.session.Session; ONE MQTTClient per client,
-made at the first connect and reused (receive buffer and TLS context allocated once); a
-credentials provider minted before every connect, renewed as planned before it expires
-(tether.cloud.connect: loaded at the first connect, dropped again on MicroPython without a
-provider); the topic router and its handler queue; one timer task that runs the periodic
-callbacks (the scheduler is made with the first) and ends every wait(): waits take integer
-ms and a predicate and are woken by one event pulsed on every message, local change and
-deadline (no task or wait_for per wait). Sync mode: tether.cloud.sync.
+Seams for the firmware and apps: docs/architecture.md ("the profile interface"). For the
+profile it keeps one tether.session.Session; ONE MQTTClient per client, made at the first
+connect and reused (receive buffer and TLS context allocated once); a credentials provider
+minted before every connect, renewed as planned before it expires (tether.cloud.connect:
+loaded at the first connect, dropped again on MicroPython without a provider); the topic
+router and its handler queue; one timer task that runs the periodic callbacks (the scheduler
+is made with the first) and ends every wait(): waits take integer ms and a predicate and are
+woken by one event pulsed on every message, local change and deadline (no task or wait_for
+per wait). Sync mode: tether.cloud.sync.
 """
 
 import asyncio
@@ -203,6 +200,7 @@ class CloudClient:
 
     def ready(self):
         self.session.ready()
+        self.wake()  # waits on `connected` (or what ready() set up) re-check at once
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -235,10 +233,13 @@ class CloudClient:
         """End run() (or the sync-mode background work) after closing the connection."""
         self.session.stop()
         self._end()
+        self._until = None  # stopped: no timer will end a wait() (run() starts it again)
+        self.wake()  # pending waits end now (False) instead of never
 
     async def _begin(self):
         old = self._ev
         self._ev = asyncio.Event()  # in this loop (CPython 3.9 binds an Event to one)
+        self._until = 0  # running again after a stop()
         if old is not None:
             old.set()  # a wait() from before run() moves over to the new one
         self.begin()
@@ -264,11 +265,13 @@ class CloudClient:
             ev.clear()
 
     async def wait(self, pred, ms):
-        """Wait until pred() is true (True) or ms pass (False)."""
+        """Wait until pred() is true (True) or ms pass (False); RuntimeError after stop()."""
+        if self._until is None:  # no timer runs: nothing could end this wait
+            raise RuntimeError("the client is stopped: run() it again before wait()")
         deadline = ticks_add(ticks_ms(), ms)
         while not pred():
-            if ticks_diff(deadline, ticks_ms()) <= 0:
-                return False
+            if self._until is None or ticks_diff(deadline, ticks_ms()) <= 0:
+                return False  # stopped meanwhile, or the deadline passed
             self._arm(deadline)
             if self._ev is None:  # before run(): the timer task ends the wait when it starts
                 self._ev = asyncio.Event()
