@@ -17,15 +17,14 @@ A profile subclasses it and writes only its protocol:
         async def on_down(self, topic, payload):   # runs outside the MQTT reader
             await self.publish(b"up", payload)     # so it may await
 
-Seams for the firmware and apps: docs/architecture.md ("the profile interface"). For the
-profile it keeps one tether.session.Session; ONE MQTTClient per client, made at the first
-connect and reused (receive buffer and TLS context allocated once); a credentials provider
-minted before every connect, renewed as planned before it expires (tether.cloud.connect:
-loaded at the first connect, dropped again on MicroPython without a provider); the topic
-router and its handler queue; one timer task that runs the periodic callbacks (the scheduler
-is made with the first) and ends every wait(): waits take integer ms and a predicate and are
-woken by one event pulsed on every message, local change and deadline (no task or wait_for
-per wait). Sync mode: tether.cloud.sync.
+Seams for the firmware and apps: docs/architecture.md ("the profile interface"). For the profile
+it keeps one tether.session.Session; ONE MQTTClient per client, made at the first connect and
+reused (receive buffer and TLS context allocated once); a credentials provider minted before
+every connect, renewed as planned before it expires (tether.cloud.connect: loaded at the first
+connect, dropped again on MicroPython without a provider); the topic router and its handler
+queue; one timer task that runs the periodic callbacks (the scheduler is made with the first)
+and ends every wait(): waits take integer ms and a predicate and are woken by one event pulsed
+on every message, local change and deadline (no task or wait_for per wait). Sync: cloud.sync.
 """
 
 import asyncio
@@ -33,8 +32,8 @@ import sys
 
 if __file__.endswith(".py"):
     # From source, the MQTT modules compile first, while the heap is emptiest: the compiler
-    # needs room for a module's parse tree (min heap 234 -> ~190 KB). Compiled (.mpy,
-    # frozen) they load at the first connect, which fragments the heap less.
+    # needs room for a module's parse tree (min heap 234 -> ~190 KB). From .mpy they load at
+    # the first connect; frozen ones land here too (__file__ ends in .py), same connected heap.
     import tether.mqtt  # noqa: F401
 
 from tether import log
