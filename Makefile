@@ -16,9 +16,10 @@ help:
 	@echo "make bench                benchmarks: memory, latency, throughput, size (docs/performance.md)"
 	@echo "make bench-clouds         per cloud: heap, RSS, start-up, rates, against the official SDKs"
 	@echo "make soak                 random faults for SOAK_SECONDS (600); must lose 0 values"
-	@echo "make mpy BOARD=esp32 [CLOUDS=a,b]   .mpy bundle for a board (esp32, portenta, nano_rp2040)"
-	@echo "make deploy BOARD=.. PORT=..   copy bundle (the settings' cloud), settings and app with mpremote"
-	@echo "make firmware BOARD=.. MPY_DIR=.. [CLOUDS=a,b]  an image with Tether frozen in (BOARD=unix too)"
+	@echo "make mpy BOARD=esp32 [CLOUDS=a,b] [CERTAUTH=1]   .mpy bundle for a board (esp32, portenta, nano_rp2040)"
+	@echo "make deploy BOARD=.. PORT=.. [CERTAUTH=0|1]   copy bundle (the settings' cloud), settings and app with mpremote"
+	@echo "make firmware BOARD=.. MPY_DIR=.. [CLOUDS=a,b] [CERTAUTH=1]  an image with Tether frozen in (BOARD=unix too)"
+	@echo "                          CERTAUTH=1: + certificate auth (key/cert files, PEM, SE05x; 13 KB flash)"
 	@echo "make simboard | simboard-stop  the unix port behind a pty, driven like a board"
 	@echo "make venv | clean         create / remove the virtual environment"
 
@@ -97,6 +98,9 @@ bench-clouds: $(STAMP)
 # --- firmware: .mpy bundles, deploy, frozen images, simulated board -----------------------
 # BOARD is case-insensitive with short forms (esp32, portenta, nano, nano_rp2040); the one
 # mapping lives in tools/boards.py. Details: docs/boards.md.
+# CLOUDS=a,b and CERTAUTH=1 (certificate auth: key/cert files, PEM, the SE05x; boards leave
+# it out by default, deploy adds it when the settings use it) reach tools.bundle from the
+# environment.
 PORT ?=
 SETTINGS ?= settings.json
 APP ?= app.py

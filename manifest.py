@@ -3,18 +3,30 @@
 # A board's manifest (boards/<B>/manifest.py) includes its port's manifest and then this
 # file; `python -m tools.bundle firmware BOARD --clouds arduino,azure` picks the clouds.
 #
-#     include("path/to/tether/manifest.py", clouds=("arduino",), firmware=True)
+#     include("path/to/tether/manifest.py", clouds=("arduino",), firmware=True, certauth=False)
+#
+# certauth=True adds certificate authentication (tether-certauth: mutual TLS with DER/PEM
+# files or an SE05x key, PEM CAs): 14 KB that password (Arduino) and SAS (Azure) devices do
+# not need. akenza, SAP and Astarte require it whatever this says.
 #
 # Each component is a manifest in manifests/<name>/ (core "tether", one "tether-<cloud>" per
 # cloud, building blocks such as "tether-jwt"), found by MicroPython's require(). CPython-only
 # modules (tether/hsm.py) are in none; the unix port's fakes only in "tether-fakes".
 metadata(description="Tether: core, the chosen clouds, the firmware")
-options.defaults(clouds=("arduino",), firmware=True, fakes=False)
+options.defaults(
+    clouds=("arduino",),
+    firmware=True,
+    fakes=False,
+    certauth=False,
+    wifi=("esp32", "cyw43", "nina"),
+)
 
 add_library("tether", "manifests")
-require("tether", library="tether")
-for cloud in options.clouds:
-    require("tether-" + cloud, library="tether")
+require("tether", library="tether", wifi=options.wifi)  # a board needs its WiFi driver only
+for cloud in options.clouds:  # Arduino and Azure take certauth as an option
+    require("tether-" + cloud, library="tether", certauth=options.certauth)
+if options.certauth:
+    require("tether-certauth", library="tether")
 if options.firmware:
     require("tether-firmware", library="tether")
 if options.fakes:

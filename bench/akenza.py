@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LIB = ROOT / "lib"  # the library as .py source
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
@@ -42,7 +43,7 @@ for path in sys.argv[1:]:
 """
 
 HEAP_SCRIPT = """
-import asyncio, json, sys
+import asyncio, gc, json, sys
 with open(sys.argv[1]) as f:
     cfg = json.load(f)
 from tether.akenza import AkenzaClient
@@ -59,6 +60,8 @@ async def main():
         if c.session.renewals:
             break
         await asyncio.sleep(0.1)
+    gc.collect()
+    print("HEAP", gc.mem_alloc())  # connected, after the renewal: what stays
     print("DONE", ok, c.counters["uplinks"], c.session.renewals, c.session.failures)
     c.stop()
     await t
@@ -158,6 +161,15 @@ def own_modules_kb(tmp, mpy, names):
     raise RuntimeError(out[-2000:])
 
 
+def connected_heap_kb(script, lib, cfg_path, heap_kb=256, done="DONE True 20 1 0"):
+    """Heap in use (KB, after gc.collect) at the end of the scenario, still connected."""
+    out = _mp(script, lib, [cfg_path], heap_kb, 40)
+    for line in out.splitlines():
+        if line.startswith("HEAP ") and done in out:
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(out[-2000:])
+
+
 def smallest_heap(script, mpy, cfg_path, lo=32, hi=256, step=4, done="DONE True 20 1 0"):
     def ok(kb):
         out = _mp(script, mpy, [cfg_path], kb, 40)
@@ -253,6 +265,8 @@ def run(quick=False):
             script = tmp / "heap.py"
             script.write_text(HEAP_SCRIPT)
             rows["heap_mpy_kb_connect_20_uplinks_1_renewal"] = smallest_heap(script, mpy, cfg)
+            rows["heap_py_kb_connect_20_uplinks_1_renewal"] = smallest_heap(script, LIB, cfg)
+            rows["heap_connected_mpy_kb"] = connected_heap_kb(script, mpy, cfg)
     finally:
         sim.stop()
         shutil.rmtree(tmp, ignore_errors=True)

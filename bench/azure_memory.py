@@ -39,6 +39,8 @@ _WORK = r"""
     print("READY")
     while not done:
         await asyncio.sleep(0.02)
+    gc.collect()
+    print("HEAP", gc.mem_alloc())  # still connected: what stays
 """
 
 SCENARIO = (
@@ -72,7 +74,8 @@ asyncio.run(main())
 )
 
 
-def _trial(sim, azure, script, lib, heap_kb, tmp):
+def _trial(sim, azure, script, lib, heap_kb, tmp, lines=None):
+    """True if the scenario finished in a heap_kb KB heap; its output goes to `lines`."""
     from mpy import micropython_binary
 
     reg = "mem-" + uuid.uuid4().hex[:8]
@@ -121,7 +124,17 @@ def _trial(sim, azure, script, lib, heap_kb, tmp):
             proc.kill()
             proc.wait(5)
     t.join(2)
+    if lines is not None:
+        lines.extend(out)
     return "DONE" in out
+
+
+def connected_heap_kb(lines):
+    """The HEAP line of a finished trial's output, in KB (None if it did not finish)."""
+    for line in lines:
+        if line.startswith("HEAP ") and "DONE" in lines:
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 # The same steps through the firmware's profile (`"cloud": "azure"` in settings.json): DPS
@@ -241,6 +254,9 @@ def run():
             rows.append(("%s (.%s)" % (what, form), kb))
         kb = smallest_heap(sim, azure, profile, mpy, tmp)
         rows.append(("%s, firmware profile (.mpy)" % what, kb))
+        lines = []
+        _trial(sim, azure, script, mpy, 320, tmp, lines)
+        rows.append(("heap in use at the end, still connected (.mpy)", connected_heap_kb(lines)))
     finally:
         sim.stop()
     print("%-66s %s" % ("figure (unix port, .mpy unless .py, TLS, SAS)", "KB"))

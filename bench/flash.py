@@ -2,12 +2,16 @@
 
     .venv/bin/python -m bench.flash [--markdown]
     .venv/bin/python -m bench.flash --mpy-dir DIR    + frozen into a real 32-bit ARM image
+    .venv/bin/python -m bench.flash --mpy-dir DIR --portenta   the real Portenta H7 image
 
 Without a toolchain (the default, what `make bench` runs): the .mpy bytes of each
 component's own modules (tools/components.py), compiled with mpy-cross for each board's
-architecture, and the sum a board carries for the core + one cloud (with the building
+architecture at the manifests' optimisation level (opt=3), the core with the board's own
+WiFi driver only, and the sum a board carries for the core + one cloud (with the building
 blocks it requires) + the firmware, against the budget of issue 10: at most 90 KB of flash
-for the core and one cloud.
+for the core and one cloud. Arduino and Azure are counted without and with certificate
+authentication (tether-certauth, which akenza, SAP and Astarte require); the last row is
+each board's default image (boards/<B>/manifest.py: password auth on all three).
 
 With `--mpy-dir` (a MicroPython checkout, arm-none-eabi-gcc): the qemu port's MPS2_AN385
 (Cortex-M3) is built with each manifest frozen in and the growth of the image's text
@@ -16,11 +20,18 @@ on every 32-bit port (only native code differs), so the figure holds for the ESP
 Portenta (Cortex-M7) and the Nano RP2040 (Cortex-M0+) alike. Its ratio to the .mpy sum is
 printed too, so the no-toolchain figure can be read as flash.
 
+With `--portenta` instead (MPY_DIR with the stm32 port's submodules checked out): the real
+ARDUINO_PORTENTA_H7 image is built without Tether, with the Portenta's default image
+(password auth) and with certificate auth, and the room left in its 1280 KiB firmware
+region is printed (issue 10: at least 40 KB free). The qemu rows are skipped then: after
+the first build each Portenta image takes seconds, the qemu series minutes.
+
 `run()` returns the rows.
 """
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,16 +48,17 @@ BOARDS = ("ESP32", "PORTENTA_H7", "NANO_RP2040_CONNECT")
 def _mpy_sizes(arch, tmp):
     """{target: .mpy bytes} of every file of every component, for one architecture."""
     out = {}
+    opts = components.opt_levels()  # what the manifests freeze with (opt=3)
     for name in components.names():
         for src, target in components.evaluate(name).files():
             if target in out or target in ("boot.py", "main.py"):
                 continue
             dst = Path(tmp) / arch / (target[:-3] + ".mpy")
-            bundle.compile_module(Path(src), dst, arch, target)
+            bundle.compile_module(Path(src), dst, arch, target, opts.get(target))
             out[target] = dst.stat().st_size
     for name in ("boot.py", "main.py"):  # frozen as bytecode, shipped in bundles as source
         dst = Path(tmp) / arch / (name[:-3] + ".mpy")
-        bundle.compile_module(ROOT / "firmware" / name, dst, arch, name)
+        bundle.compile_module(ROOT / "firmware" / name, dst, arch, name, opts.get(name))
         out[name] = dst.stat().st_size
     return out
 
@@ -62,23 +74,41 @@ def mpy_rows():
             if arch not in per_arch:
                 per_arch[arch] = _mpy_sizes(arch, tmp)
         arch_of = {b: boards.load(b)["mpy_arch"] for b in BOARDS}
+        wifi_of = {b: (boards.load(b)["wifi"],) for b in BOARDS}  # a board's own driver
         for name in components.names():
             own = components.own_targets(name)
             row = {"component": name, "kind": components.kind(name), "modules": len(own)}
             for b in BOARDS:
+                if name == components.CORE:
+                    own = components.evaluate(name, wifi=wifi_of[b]).targets()
                 row[b] = sum(per_arch[arch_of[b]][t] for t in own)
             rows.append(row)
         for cloud in components.clouds():
-            for firmware in (False, True):
-                targets = [t for _, t in components.image((cloud,), firmware)]
-                label = "core + %s%s" % (cloud, " + firmware" if firmware else "")
-                row = {"component": label, "kind": "total", "modules": len(targets)}
-                for b in BOARDS:
-                    row[b] = sum(per_arch[arch_of[b]][t] for t in targets)
-                if not firmware:  # the budget is for the core and one cloud
-                    row["budget_kb"] = BUDGET_KB
-                    row["within"] = max(row[b] for b in BOARDS) <= BUDGET_KB * 1024
-                rows.append(row)
+            plain = components.image((cloud,), False)
+            for certauth in (False, True):
+                if certauth and components.image((cloud,), False, certauth=True) == plain:
+                    continue  # the cloud requires it: the row above has it already
+                for firmware in (False, True):
+                    label = "core + %s%s%s" % (
+                        cloud,
+                        " + certauth" if certauth else "",
+                        " + firmware" if firmware else "",
+                    )
+                    row = {"component": label, "kind": "total"}
+                    for b in BOARDS:
+                        files = components.image((cloud,), firmware, False, certauth, wifi_of[b])
+                        row[b] = sum(per_arch[arch_of[b]][t] for _, t in files)
+                        row["modules"] = len(files)
+                    if not firmware:  # the budget is for the core and one cloud
+                        row["budget_kb"] = BUDGET_KB
+                        row["within"] = max(row[b] for b in BOARDS) <= BUDGET_KB * 1024
+                    rows.append(row)
+        row = {"component": "board's default image", "kind": "image", "modules": 0}
+        for b in BOARDS:
+            targets = [t for _, t in components.board_image(boards.load(b)["dir"])]
+            row[b] = sum(per_arch[arch_of[b]][t] for t in targets)
+            row["modules"] = max(row["modules"], len(targets))
+        rows.append(row)
     return rows
 
 
@@ -92,11 +122,13 @@ def _text_size(elf):
     return int(out.splitlines()[1].split()[0])
 
 
-def _manifest(path, requires):
+def _manifest(path, requires, certauth=False):
     lines = ['include("$(MPY_DIR)/extmod/asyncio")']
     if requires:
         lines.append("add_library(%r, %r)" % ("tether", str(ROOT / "manifests")))
-        lines += ["require(%r, library=%r)" % (r, "tether") for r in requires]
+        lines += [
+            "require(%r, library=%r, certauth=%r)" % (r, "tether", certauth) for r in requires
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -114,21 +146,26 @@ def frozen_rows(mpy_dir, jobs=2, build=None):
         lib = work / "no-micropython-lib"
         lib.mkdir(exist_ok=True)
         (lib / "README.md").write_text("stand-in: these manifests need no micropython-lib\n")
-    steps = [("asyncio only", [])]
-    steps.append(("core", ["tether"]))
+    steps = [("asyncio only", [], False)]
+    steps.append(("core", ["tether"], False))
     for cloud in components.clouds():
-        steps.append(("core + " + cloud, ["tether", "tether-" + cloud]))
-        steps.append(
-            ("core + %s + firmware" % cloud, ["tether", "tether-" + cloud, "tether-firmware"])
-        )
+        plain = components.image((cloud,), False)
+        for certauth in (False, True):
+            if certauth and components.image((cloud,), False, certauth=True) == plain:
+                continue
+            label = "core + " + cloud + (" + certauth" if certauth else "")
+            requires = ["tether", "tether-" + cloud]
+            steps.append((label, requires, certauth))
+            steps.append((label + " + firmware", requires + ["tether-firmware"], certauth))
     blocks = [n for n in components.names() if components.kind(n) == "block"]
-    steps.append(("core + every building block", ["tether"] + blocks))
+    steps.append(("core + every building block", ["tether"] + blocks, False))
     rows = []
     base = None
-    for label, requires in steps:
-        manifest = _manifest(work / "manifest.py", requires)
-        # regenerated only when a frozen file is newer than it: force it (tools/firmware.py)
+    for label, requires, certauth in steps:
+        manifest = _manifest(work / "manifest.py", requires, certauth)
+        # regenerated only when a frozen file is newer than them: force it (tools/firmware.py)
         (work / "build" / "frozen_content.c").unlink(missing_ok=True)
+        shutil.rmtree(work / "build" / "frozen_mpy", ignore_errors=True)
         cmd = [
             "make",
             "-C",
@@ -149,7 +186,58 @@ def frozen_rows(mpy_dir, jobs=2, build=None):
     return rows
 
 
-def run(mpy_dir=None, markdown=False):
+PORTENTA_REGION = 1280 * 1024  # FLASH_TEXT of ARDUINO_PORTENTA_H7 (stm32h747.ld)
+FREE_MIN_KB = 40  # issue 10
+
+
+def _elf_flash(elf):
+    """text + data: what an image puts in flash."""
+    out = subprocess.run(
+        ["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
+    text, data = out.splitlines()[1].split()[:2]
+    return int(text) + int(data)
+
+
+def portenta_rows(mpy_dir, jobs=2, build=None):
+    """The real Portenta H7 image: the stock one (its board manifest alone), the default
+    (password auth) and with certificate auth; flash used and free in its region. One build
+    folder, re-frozen for each manifest."""
+    mpy_dir = Path(mpy_dir).resolve()
+    work = Path(build or ROOT / "build" / "bench-flash-portenta")
+    work.mkdir(parents=True, exist_ok=True)
+    board = ROOT / "boards" / "PORTENTA_H7" / "manifest.py"
+    steps = [
+        ("stock (no Tether)", "include('$(BOARD_DIR)/manifest.py')"),
+        ("Tether: arduino, password", "include(%r, certauth=False)" % str(board)),
+        ("Tether: arduino + certauth", "include(%r, certauth=True)" % str(board)),
+    ]
+    rows = []
+    for label, text in steps:
+        manifest = work / "manifest.py"
+        manifest.write_text(text + "\n")
+        (work / "build" / "frozen_content.c").unlink(missing_ok=True)
+        shutil.rmtree(work / "build" / "frozen_mpy", ignore_errors=True)
+        cmd = [
+            "make",
+            "-C",
+            str(mpy_dir / "ports" / "stm32"),
+            "BOARD=ARDUINO_PORTENTA_H7",
+            "BUILD=%s" % (work / "build"),
+            "FROZEN_MANIFEST=%s" % manifest,
+            "-j%d" % jobs,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError("Portenta build failed for %s:\n%s" % (label, proc.stderr[-2000:]))
+        used = _elf_flash(work / "build" / "firmware.elf")
+        rows.append({"image": label, "flash": used, "free": PORTENTA_REGION - used})
+    for r in rows:
+        r["tether"] = r["flash"] - rows[0]["flash"]
+    return rows
+
+
+def run(mpy_dir=None, markdown=False, portenta=False):
     rows = mpy_rows()
     fmt = "| %s |" if markdown else "%s"
     sep = " | " if markdown else "  "
@@ -162,7 +250,7 @@ def run(mpy_dir=None, markdown=False):
         cells += ["%.1f KB" % (r[b] / 1024) for b in BOARDS]
         cells.append(("ok" if r["within"] else "OVER") if "within" in r else "")
         print(fmt % sep.join(cells))
-    if mpy_dir:
+    if mpy_dir and not portenta:
         frozen = frozen_rows(mpy_dir)
         mpy = {r["component"]: r for r in rows}
         print()
@@ -174,6 +262,20 @@ def run(mpy_dir=None, markdown=False):
                 line += "  (x%.2f the .mpy)" % (r["added"] / ref["PORTENTA_H7"])
             print(line)
         rows += frozen
+    if mpy_dir and portenta:
+        print()
+        print("ARDUINO_PORTENTA_H7 image (1280 KiB region; issue 10: >= %d KB free)" % FREE_MIN_KB)
+        for r in portenta_rows(mpy_dir):
+            print(
+                "%-28s %9d B  Tether %6.1f KB  free %6.1f KB  %s"
+                % (
+                    r["image"],
+                    r["flash"],
+                    r["tether"] / 1024,
+                    r["free"] / 1024,
+                    "ok" if r["free"] >= FREE_MIN_KB * 1024 else "UNDER",
+                )
+            )
     return rows
 
 
@@ -181,8 +283,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.flash", description=__doc__.split("\n")[0])
     ap.add_argument("--mpy-dir", default=os.environ.get("MPY_DIR") or None)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument(
+        "--portenta", action="store_true", help="with --mpy-dir: the real image, not qemu"
+    )
     args = ap.parse_args(argv)
-    run(args.mpy_dir, args.markdown)
+    run(args.mpy_dir, args.markdown, args.portenta)
     return 0
 
 

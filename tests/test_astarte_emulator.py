@@ -565,3 +565,61 @@ def test_persistent_session_gets_what_was_sent_while_away(sim, tmp_path):
     finally:
         c.disconnect()
         c.loop_stop()
+
+
+def test_session_present_as_a_real_broker_reports_it(sim, tmp_path):
+    """What a device's persistent session relies on (tether.astarte persistent_session):
+    an empty client id cannot have a session (CONNACK 2, as VerneMQ); a clean session ends
+    with its connection even when a CleanSession 0 connect follows at once (amqtt keeps it a
+    second); a kept one comes back with its subscriptions; Astarte can clear it."""
+    astarte = sim.clouds["astarte"]
+    _, cert, key = pair(sim, tmp_path)
+    flags = queue.Queue()
+
+    def connect(client_id, clean):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                        clean_session=clean)  # fmt: skip
+        c.tls_set(ca_certs=str(sim.ca.cert_pem_path), certfile=str(cert), keyfile=str(key))
+        c.on_connect = lambda c_, u, f, rc, p: flags.put((f.session_present, rc.value))
+        c.connect("127.0.0.1", sim.ports["astarte-mqtt"], keepalive=60)
+        c.loop_start()
+        return c
+
+    def bye(c):
+        c.disconnect()
+        c.loop_stop()
+        sim.wait_connected(DEV_ID, connected=False, cloud="astarte")
+
+    from tether.mqtt_packet import connect_packet  # paho refuses to send this CONNECT
+
+    ctx = ssl.create_default_context(cafile=str(sim.ca.cert_pem_path))
+    ctx.load_cert_chain(str(cert), str(key))
+    raw = socket.create_connection(("127.0.0.1", sim.ports["astarte-mqtt"]), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(bytes(connect_packet("", 60, clean=False)))
+        assert tls.recv(4) == b"\x20\x02\x00\x02"  # identifier rejected
+    base = "test/" + DEV_ID
+    c = connect(base, True)
+    assert flags.get(timeout=5) == (False, 0)
+    c.subscribe(base + "/" + COMMANDS + "/#", qos=2)
+    astarte.wait(lambda: any(COMMANDS in f for f in astarte._dev(DEV_ID).subscriptions), 5)
+    bye(c)
+    c = connect(base, False)  # at once: the clean one must not be resumed
+    assert flags.get(timeout=5) == (False, 0)
+    dev = astarte._dev(DEV_ID)
+    assert dev.subscriptions == set()  # nothing kept from the clean session
+    c.subscribe(base + "/" + COMMANDS + "/#", qos=2)
+    astarte.wait(lambda: dev.subscriptions, 5)
+    bye(c)
+    c = connect(base, False)
+    assert flags.get(timeout=5) == (True, 0)
+    astarte.wait(lambda: dev.subscriptions == {base + "/" + COMMANDS + "/#"}, 5)
+    assert dev.sub_qos == {base + "/" + COMMANDS + "/#": 2}  # the plug-in knows it again
+    c.loop_stop()  # no DISCONNECT: Astarte clears the session of a connected device
+    assert astarte.clear_session(DEV_ID)
+    sim.wait_connected(DEV_ID, connected=False, cloud="astarte")
+    c = connect(base, False)
+    try:
+        assert flags.get(timeout=5) == (False, 0)
+    finally:
+        bye(c)

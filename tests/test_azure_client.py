@@ -295,3 +295,44 @@ def test_sas_renewed_before_expiry_nothing_lost(sim_azure):
     bodies = [b.decode() if isinstance(b, bytes) else b for b in bodies]
     assert bodies == ["m%d" % i for i in range(n)]
     assert sim.device("renew-1", "azure").connects == 1 + stats["renewals"]
+
+
+CONTEXT_SCRIPT = r"""
+import ssl, sys
+from tether.azure import common
+from tether.azure.roots import ROOTS
+from tether.azure import CredentialError
+pem = [ssl.DER_cert_to_PEM_cert(d) for d in ROOTS]
+out = {}
+for name, ca in (("pem", pem[0]), ("bundle", pem[0] + pem[1]), ("pem-bytes", pem[1].encode()),
+                 ("der", ROOTS[1]), ("default", None)):
+    ctx = common.tls_context(ca, None)
+    out[name] = (len(ctx.get_ca_certs()), ctx.verify_mode == ssl.CERT_REQUIRED,
+                 ctx.check_hostname, ctx.minimum_version == ssl.TLSVersion.TLSv1_2)
+try:
+    common.tls_context("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", None)
+    out["corrupt"] = "accepted"
+except CredentialError as exc:
+    out["corrupt"] = "CredentialError"
+out["heavy"] = sorted(m for m in ("tether.creds", "tether.certs", "tether.der", "tether.tlsctx")
+                      if m in sys.modules)
+print(repr(out))
+"""
+
+
+def test_cpython_sas_context_is_openssl_alone_and_verifies():
+    # CPython, SAS: PEM text (a bundle too), PEM bytes, DER or the embedded roots go to
+    # OpenSSL as they are, without tether.creds / certs / der / tlsctx (~0.5 MB of RSS
+    # with their import); the context checks the chain and the host name, TLS 1.2+.
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "lib"))
+    out = subprocess.run(
+        [sys.executable, "-c", CONTEXT_SCRIPT], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    got = eval(out.stdout)
+    ok = (True, True, True)
+    assert got["pem"] == (1,) + ok and got["bundle"] == (2,) + ok
+    assert got["pem-bytes"] == (1,) + ok and got["der"] == (1,) + ok
+    assert got["default"] == (2,) + ok  # DigiCert Global Root G2, Microsoft RSA Root CA 2017
+    assert got["corrupt"] == "CredentialError"
+    assert got["heavy"] == []

@@ -34,7 +34,11 @@ RSA_OURS = keys.load_private_key(
     RSA_KEY.private_bytes(DER, ser.PrivateFormat.TraditionalOpenSSL, ser.NoEncryption())
 )
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=64)
+# RFC 5280's upper bounds, which cryptography checks on the UTF-8 bytes: 64 for CN, O and OU
+# (128 for L and ST). 64 characters can be 256 bytes, so the bytes are bounded too.
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=64).filter(
+    lambda s: len(s.encode("utf-8")) <= 64
+)
 attribute = st.one_of(
     st.tuples(st.sampled_from(["CN", "O", "OU", "L", "ST"]), text),
     st.tuples(st.just("C"), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2)),

@@ -176,6 +176,10 @@ def test_deployed_firmware_runs_on_the_simulated_board(simboard, cloudsim, tmp_p
         )
         == 0
     )
+    # password auth: the bundle has no certificate code (tether-certauth), only its stand-in
+    assert not (simboard.flash / "lib" / "tether" / "creds.mpy").exists()
+    assert not (simboard.flash / "lib" / "tether" / "der.mpy").exists()
+    assert (simboard.flash / "lib" / "tether" / "nocert.mpy").is_file()
     # what a reset does on a board: run main.py (here for 3 s, then back to the REPL)
     out = mpremote(
         simboard,
@@ -185,3 +189,38 @@ def test_deployed_firmware_runs_on_the_simulated_board(simboard, cloudsim, tmp_p
     )
     assert "tether: connected" in out, out
     cloudsim.wait_for_value(thing, "uptime", 0, timeout=5)
+
+
+def test_deploy_brings_certificate_auth_when_the_settings_use_it(tmp_path, monkeypatch):
+    # A key or certificate, a PEM CA or the fake SE05x need tether-certauth; a DER CA and a
+    # password do not (the board's default then decides: the Portenta has it).
+    def settings(name, data):
+        path = tmp_path / name
+        path.write_text(json.dumps(data))
+        return path
+
+    (tmp_path / "ca.der").write_bytes(b"\x30\x00")
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    plain = settings("plain.json", {"credentials": {"ca": "ca.der"}})
+    assert bundle.settings_certauth(plain) is False
+    assert bundle.settings_certauth(settings("none.json", {})) is False
+    for data in (
+        {"credentials": {"key": "key.der", "cert": "cert.der"}},
+        {"credentials": {"key": "se05x:token=0x64", "cert": "se05x:token=0x65"}},
+        {"credentials": {"ca": ["ca.der", "ca.pem"]}},
+        {"fake": {"se05x": {}}},
+    ):
+        assert bundle.settings_certauth(settings("s.json", data)) is True, data
+    seen = []
+
+    def fake_build(board, out, clouds=None, fakes=False, certauth=None):
+        seen.append(certauth)
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        return tmp_path / "empty", {}
+
+    monkeypatch.setattr(bundle, "build", fake_build)
+    monkeypatch.setattr(bundle, "deploy_command", lambda *a, **k: [sys.executable, "-c", ""])
+    bundle.deploy("esp32", "/dev/null", str(settings("s.json", {"fake": {"se05x": {}}})))
+    bundle.deploy("esp32", "/dev/null", str(plain))
+    bundle.deploy("esp32", "/dev/null", str(plain), certauth=True)
+    assert seen == [True, None, True]  # None: the board's manifest decides

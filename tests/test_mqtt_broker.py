@@ -487,3 +487,74 @@ def test_paho_receives_our_qos2_and_we_receive_paho_qos2(broker):
     finally:
         other.loop_stop()
         other.disconnect()
+
+
+# ---- persistent sessions (clean_session=False), both interpreters --------------------
+
+SESSION_SCRIPT = r"""
+import asyncio, json, sys
+from tether.mqtt import MQTTClient
+port = int(sys.argv[1])
+inbox = []
+
+def client(cid, clean):
+    return MQTTClient(cid, "127.0.0.1", port, clean_session=clean, keepalive=10,
+                      on_message=lambda t, p, r, q: inbox.append([t, p.decode(), q]))
+
+async def wait_for(n):
+    for _ in range(300):
+        if len(inbox) >= n:
+            return
+        await asyncio.sleep(0.01)
+
+async def main():
+    out = {}
+    sub = client("sess-sub", False)
+    pub = client("sess-pub", True)
+    await sub.connect()
+    out["first"] = sub.session_present
+    await sub.subscribe("sess/#", qos=1)
+    await sub.disconnect()
+    await pub.connect()
+    await pub.publish("sess/away", b"sent while away", qos=1)
+    await sub.connect()  # no SUBSCRIBE again: the broker kept it, and the message
+    out["second"] = sub.session_present
+    await wait_for(1)
+    out["resumed"] = list(inbox)
+    await sub.disconnect()
+    sub._clean = True  # a clean connect ends the session for good
+    await sub.connect()
+    out["clean"] = sub.session_present
+    await sub.disconnect()
+    sub._clean = False
+    await sub.connect()
+    out["after_clean"] = sub.session_present
+    await pub.publish("sess/gone", b"nobody subscribed", qos=1)
+    await asyncio.sleep(0.2)
+    out["total"] = len(inbox)
+    await sub.disconnect()
+    await pub.disconnect()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("interp", ["cpython", "unix"])
+def test_session_present_and_messages_kept_while_away(broker, tmp_path, interp):
+    script = tmp_path / "mqtt_session.py"
+    script.write_text(SESSION_SCRIPT)
+    if interp == "unix":
+        cmd, env = micropython_cmd(script, broker.port), micropython_env()
+    else:
+        lib = str(Path(__file__).resolve().parent.parent / "lib")
+        cmd = [sys.executable, str(script), str(broker.port)]
+        env = dict(__import__("os").environ, PYTHONPATH=lib)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert lines, proc.stdout + proc.stderr
+    out = json.loads(lines[-1])
+    assert out["first"] is False and out["second"] is True, out
+    assert out["resumed"] == [["sess/away", "sent while away", 1]], out
+    assert out["clean"] is False and out["after_clean"] is False, out
+    assert out["total"] == 1, out  # the clean connect removed the subscription too

@@ -50,7 +50,7 @@ def test_the_package_files_match_the_manifests_at_the_code_version():
         "stale: run `python -m tools.bundle package-json`"
     )
     names = {p.name for p in ROOT.glob("package*.json")}
-    assert names == {"package.json", "package-core.json"} | {
+    assert names == {"package.json", "package-core.json", "package-certauth.json"} | {
         "package-%s.json" % c for c in components.clouds()
     }
     core = set(components.evaluate("tether").targets())
@@ -64,11 +64,28 @@ def test_the_package_files_match_the_manifests_at_the_code_version():
             assert not url.startswith(("http", "github:")), url  # relative: works from any host
             assert (ROOT / url).is_file() and url == "lib/" + target
             assert target not in components.HOST_ONLY and "/fake" not in target, (name, target)
-    default = {t for t, _ in json.loads((ROOT / "package.json").read_text())["urls"]}
-    assert default == set(components.library_targets(components.image(("arduino",))))
+
+    def listed(name):
+        return {t for t, _ in json.loads((ROOT / name).read_text())["urls"]}
+
+    # package.json, what `mip install github:OWNER/REPO` takes: Arduino with every kind of
+    # auth (certificate auth too); package-arduino.json: password auth only
+    certauth = set(components.evaluate("tether-certauth").targets()) - core
+    default = listed("package.json")
+    arduino = components.image(("arduino",), certauth=True)
+    assert default == set(components.library_targets(arduino))
     assert "tether/arduino/client.py" in default and "tether/hsm.py" not in default
-    only_core = {t for t, _ in json.loads((ROOT / "package-core.json").read_text())["urls"]}
+    assert certauth <= default and "tether/nocert.py" not in default
+    plain = listed("package-arduino.json")
+    assert not certauth & plain and "tether/nocert.py" in plain
+    assert plain == set(components.library_targets(components.image(("arduino",))))
+    # package-certauth.json: installed after a cloud's package, it adds certificate auth
+    assert listed("package-certauth.json") == core | certauth
+    for cloud in ("akenza", "sap", "astarte"):
+        assert certauth <= listed("package-%s.json" % cloud), cloud
+    only_core = listed("package-core.json")
     assert only_core == core and not any(t.startswith("tether/arduino/") for t in only_core)
+    assert not certauth & only_core
 
 
 def test_clouds_are_components_with_a_profile_the_firmware_knows():
@@ -94,6 +111,73 @@ def test_images_for_a_board_never_carry_host_only_modules_or_fakes():
     assert "tether/hsm.py" not in unix
     without = {t for _, t in components.image((), firmware=False)}
     assert without == set(components.evaluate("tether").targets())
+
+
+def test_every_module_is_frozen_and_bundled_at_opt_3(tmp_path):
+    # opt=3 as MicroPython's asyncio: no line numbers in the bytecode (6% of the flash)
+    opts = components.opt_levels()
+    assert set(opts.values()) == {components.OPT} == {3}
+    for name in components.names():
+        assert set(components.evaluate(name).opts.values()) == {3}, name
+    src = ROOT / "lib" / "tether" / "mqtt.py"
+    bundle.compile_module(src, tmp_path / "o0.mpy", "armv6m", "tether/mqtt.py")
+    bundle.compile_module(src, tmp_path / "o3.mpy", "armv6m", "tether/mqtt.py", 3)
+    assert (tmp_path / "o3.mpy").stat().st_size < (tmp_path / "o0.mpy").stat().st_size
+    out, sizes = bundle.build("esp32", tmp_path / "b")
+    assert sizes["lib/tether/mqtt.mpy"] == (tmp_path / "o3.mpy").stat().st_size
+
+
+CERTAUTH = {"tether/creds.py", "tether/certs.py", "tether/der.py", "tether/signer.py"}
+
+
+def test_certificate_auth_is_a_component_an_image_adds_when_it_needs_it():
+    # Certificate authentication (14 KB) is tether-certauth: akenza, SAP and Astarte (and the
+    # blocks that read keys) require it; Arduino and Azure carry tether.nocert instead unless
+    # the image asks for it (certauth=True), and never both.
+    own = set(components.own_targets("tether-certauth"))
+    assert own == CERTAUTH | {"tether/hal/se05x.py"}
+    assert components.kind("tether-certauth") == components.kind("tether-nocert") == "block"
+    assert not own & set(components.evaluate("tether").targets())
+    for name in ("tether-akenza", "tether-sap", "tether-astarte", "tether-keys", "tether-jwt"):
+        assert "tether-certauth" in components.evaluate(name).requires, name
+    for cloud in ("arduino", "azure"):
+        plain = {t for _, t in components.image((cloud,))}
+        assert not own & plain and "tether/nocert.py" in plain, cloud
+        full = {t for _, t in components.image((cloud,), certauth=True)}
+        assert own <= full and "tether/nocert.py" not in full, cloud
+        assert full - own == plain - {"tether/nocert.py"}, cloud
+    assert own <= {t for _, t in components.image((), certauth=True)}
+    # each board's default: password auth (the Portenta's SE05x: certauth=True); the unix
+    # image has it, for the tests and the demo
+    defaults = {"ESP32": False, "NANO_RP2040_CONNECT": False, "PORTENTA_H7": False, "UNIX": True}
+    for board, want in defaults.items():
+        bdir = ROOT / "boards" / board
+        assert components.board_certauth(bdir) is want, board
+        for certauth in (False, True):
+            targets = {t for _, t in components.board_image(bdir, ("arduino",), certauth)}
+            assert (own <= targets) is certauth and ("tether/nocert.py" in targets) is not certauth
+
+
+def test_tls_parts_a_board_does_not_run_stay_out_of_its_image():
+    # tlsctx's CPython half (tether.tlshost) is host-only, like hsm.py; the TLS failure
+    # causes (tether.tlscause) go with what reports failures (http, SAP); request/response
+    # correlation (tether.cloud.requests) with the cloud that correlates replies (Azure).
+    # All three stay reachable where they were (tlsctx.explain, ...).
+    assert "tether/tlshost.py" in components.HOST_ONLY
+    arduino = {t for _, t in components.board_image(ROOT / "boards" / "PORTENTA_H7")}
+    for target in ("tether/tlshost.py", "tether/tlscause.py", "tether/cloud/requests.py"):
+        assert target not in arduino, target
+    for cloud in components.clouds():
+        assert "tether/tlshost.py" not in {t for _, t in components.image((cloud,))}, cloud
+    assert "tether/cloud/requests.py" in {t for _, t in components.image(("azure",))}
+    for name in ("tether-http", "tether-sap", "tether-astarte"):
+        assert "tether/tlscause.py" in components.evaluate(name).targets(), name
+    sys.path.insert(0, str(ROOT / "lib"))
+    from tether import tlscause, tlsctx, tlshost
+
+    assert tlsctx.explain is tlscause.explain
+    assert tlsctx.load_cert_chain_bytes is tlshost.load_cert_chain_bytes
+    assert "expired" in tlsctx.explain("certificate has expired")
 
 
 def test_the_manifest_reader_follows_micropythons_semantics(tmp_path):
@@ -162,8 +246,17 @@ def test_board_build_has_firmware_entry_points_and_board_defaults(tmp_path):
     assert json.loads((out / "tether_board.json").read_text())["name"] == "PORTENTA_H7"
     assert not (out / "lib" / "tether" / "hsm.mpy").exists()
     assert not (out / "lib" / "tether" / "hal" / "fakes.mpy").exists()
+    assert not (out / "lib" / "tether" / "creds.mpy").exists()  # default: password auth
+    drivers = sorted(p.name for p in (out / "lib" / "tether" / "hal").glob("wifi_*.mpy"))
+    assert drivers == ["wifi_cyw43.mpy"]  # its radio's driver only
     out, _ = bundle.build("portenta", tmp_path / "sim", fakes=True)  # the simulated board
     assert (out / "lib" / "tether" / "hal" / "fakes.mpy").exists()
+    out, _ = bundle.build("esp32", tmp_path / "esp")  # password auth: no certificate code
+    assert not (out / "lib" / "tether" / "creds.mpy").exists()
+    assert (out / "lib" / "tether" / "nocert.mpy").exists()
+    out, _ = bundle.build("esp32", tmp_path / "esp2", certauth=True)
+    assert (out / "lib" / "tether" / "creds.mpy").exists()
+    assert (out / "lib" / "tether" / "hal" / "se05x.mpy").exists()
     with pytest.raises(ValueError, match="nimbus"):
         bundle.parse_clouds("arduino,nimbus")
     assert bundle.parse_clouds(" Arduino ") == ("arduino",)
@@ -231,7 +324,11 @@ def test_board_manifest_includes_the_port_and_freezes_tether(board):
     assert len(m.port_includes) == 1
     assert m.port_includes[0].startswith(("$(BOARD_DIR)", "$(PORT_DIR)", "$(MPY_DIR)"))
     unix = board == "UNIX"
-    assert m.files() == components.image(("arduino",), fakes=unix)  # the default: Arduino
+    certauth = board == "UNIX"  # boards: password auth; the unix port tests every kind
+    wifi = None if unix else (boards.load(board)["wifi"],)  # a board: its own radio only
+    assert m.files() == components.image(("arduino",), True, unix, certauth, wifi)
+    drivers = [t for t in m.targets() if t.startswith("tether/hal/wifi_")]
+    assert drivers == (["tether/hal/wifi_%s.py" % wifi[0]] if wifi else drivers) and drivers
     assert {"boot.py", "main.py", "tether_firmware.py"} <= set(m.targets())
     other = components.Manifest().execute(path, clouds=())  # what --clouds passes
     assert not any(t.startswith("tether/arduino/") for t in other.targets())
@@ -261,7 +358,17 @@ def test_firmware_target_builds_in_its_own_folder_per_board_and_manifest(tmp_pat
     assert "ports/rp2 BOARD=ARDUINO_NANO_RP2040_CONNECT" in make
     assert "BUILD=%s FROZEN_MANIFEST=%s" % (build_dir, manifest) in make
     assert str(ROOT / "boards" / "NANO_RP2040_CONNECT" / "manifest.py") in text
-    assert "clouds=('arduino',)" in text and image == build_dir / "firmware.uf2"
+    assert "clouds=('arduino',), certauth=False)" in text and image == build_dir / "firmware.uf2"
+    # certificate auth: the board's default (off), or asked for (--certauth, CERTAUTH=1); an
+    # image with it gets its own folder
+    portenta = firmware.plan("portenta", mpy, ("arduino",), certauth=True)
+    assert portenta[1].parent.name.startswith("PORTENTA_H7-arduino+certauth-")
+    assert "certauth=True)" in portenta[2]
+    no = firmware.plan("portenta", mpy, ("arduino",))
+    assert no[1].parent.name.startswith("PORTENTA_H7-arduino-") and "certauth=False)" in no[2]
+    proc = _firmware("portenta", "--mpy-dir", str(mpy), "--dry-run", "--certauth")
+    assert proc.returncode == 0 and "PORTENTA_H7-arduino+certauth-" in proc.stdout, proc.stdout
+    assert "arduino, certauth, firmware" in proc.stdout.splitlines()[0], proc.stdout
     # another manifest (other clouds) or another MicroPython tree: another folder
     other = firmware.plan("nano", mpy, ())[1]
     tree = tmp_path / "mp2"
@@ -324,13 +431,14 @@ def test_make_firmware_fails_when_the_port_build_leaves_tether_out(tmp_path, mon
     (tree / "ports").mkdir(parents=True)
     monkeypatch.setattr(firmware, "workdir", lambda *a: tmp_path / "work")
     cmds, manifest, _, build_dir, image, _ = firmware.plan("nano", tree, ("arduino",))
-    expected = [t for _, t in components.image(("arduino",))]
+    nano = ROOT / "boards" / "NANO_RP2040_CONNECT"
+    expected = [t for _, t in components.board_image(nano, ("arduino",))]
     stale = build_dir / "frozen_content.c"
     ran = []
 
     def fake_make(names):
         def run(cmd, env=None):
-            ran.append((cmd, stale.exists(), env.get("MAKEFLAGS")))
+            ran.append((cmd, stale.exists() or old_mpy.exists(), env.get("MAKEFLAGS")))
             if cmd[-1] != "submodules" and "mpy-cross" not in cmd[2]:
                 build = _frozen_build(tmp_path / ("out%d" % len(ran)), names)[0]
                 build_dir.mkdir(parents=True, exist_ok=True)
@@ -342,10 +450,14 @@ def test_make_firmware_fails_when_the_port_build_leaves_tether_out(tmp_path, mon
 
     build_dir.mkdir(parents=True)
     stale.write_text("stale")
+    old_mpy = build_dir / "frozen_mpy" / "tether" / "mqtt.mpy"  # compiled with another opt=
+    old_mpy.parent.mkdir(parents=True)
+    old_mpy.write_bytes(b"M")
     monkeypatch.setenv("MAKEFLAGS", " -- BOARD=nano")  # as under `make firmware`
     monkeypatch.setattr(firmware.subprocess, "run", fake_make(["asyncio/core.py"]))
     assert firmware.build("nano", tree) == 1  # make said yes; the check says no
     assert ran[0][1] is False and ran[0][2] is None  # stale content gone; no MAKEFLAGS leak
+    assert not old_mpy.exists()
     assert manifest.read_text().startswith("# Generated by tools/firmware.py")
     monkeypatch.setattr(firmware.subprocess, "run", fake_make(expected))
     assert firmware.build("nano", tree) == 0
@@ -392,3 +504,13 @@ def test_flash_per_component_adds_up_per_board():
             fw = rows["core + %s + firmware" % cloud][board]
             assert fw == total[board] + rows["tether-firmware"][board]
         assert total["budget_kb"] == 90 and "within" in total
+    # Arduino and Azure with certificate auth: the certauth block instead of nocert
+    for cloud in ("arduino", "azure"):
+        with_it = rows["core + %s + certauth" % cloud]
+        for board in flash.BOARDS:
+            swap = rows["tether-certauth"][board] - rows["tether-nocert"][board]
+            assert with_it[board] == rows["core + " + cloud][board] + swap, (cloud, board)
+    assert "core + akenza + certauth" not in rows  # akenza requires it: one row
+    image = rows["board's default image"]
+    for board in flash.BOARDS:
+        assert image[board] == rows["core + arduino + firmware"][board], board

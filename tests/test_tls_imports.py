@@ -14,6 +14,9 @@ MINE = (
     "tether.certs",
     "tether.credentials",
     "tether.tlsctx",
+    "tether.tlshost",
+    "tether.tlscause",
+    "tether.nocert",
     "tether.hsm",
     "tether.creds",
     "tether.signer",
@@ -75,3 +78,9 @@ def test_errors_is_a_leaf_and_tlsctx_stays_below_the_dispatchers():
     for upper in ("tether.hsm", "tether.creds", "tether.signer", "tether.hal.se05x"):
         assert upper not in below, sorted(below)
     assert "tether.creds" not in _reach(arrows, "tether.hsm")
+
+
+def test_the_host_half_of_tlsctx_never_imports_it_back():
+    arrows = graph()
+    assert "tether.tlsctx" not in _reach(arrows, "tether.tlshost")
+    assert "tether.tlsctx" not in _reach(arrows, "tether.tlscause")

@@ -1,6 +1,6 @@
 """Precompiled bundles, deploys, the mip packages and frozen images, per board and cloud.
 
-    python -m tools.bundle build BOARD [--out DIR] [--clouds arduino,azure]
+    python -m tools.bundle build BOARD [--out DIR] [--clouds arduino,azure] [--[no-]certauth]
     python -m tools.bundle deploy BOARD --port PORT [--settings F] [--app F] [--resume]
     python -m tools.bundle sizes                      bundle size per architecture
     python -m tools.bundle package-json [--check]     write (or check) the mip package files
@@ -11,6 +11,11 @@ tools/components.py): the core, the clouds asked for (default: the one the setti
 else arduino) with the building blocks they require, and the firmware. CPython-only
 modules (tether/hsm.py) are never in; the unix port's fakes only on the simulated board
 (`--resume`) and in the unix image.
+
+Certificate authentication (tether-certauth) is in when a cloud requires it (akenza, SAP,
+Astarte), when `--certauth` (or CERTAUTH=1) asks for it, when `deploy`'s settings use it
+(a key or certificate, a PEM CA, the fake SE05x), else as the board's manifest says (no,
+on the three boards: password auth). `--no-certauth` leaves it out whatever the settings.
 
 A bundle is what a board's filesystem needs: lib/tether/**.mpy, lib/tether_firmware.mpy and
 lib/tether_settings.mpy
@@ -61,9 +66,16 @@ def library_modules():
     )
 
 
-def bundle_files(clouds=DEFAULT_CLOUDS, fakes=False):
-    """(source path, target path) of everything a bundle carries, from the manifests."""
-    return [(Path(src), target) for src, target in components.image(clouds, True, fakes)]
+def bundle_files(clouds=DEFAULT_CLOUDS, fakes=False, certauth=False, wifi=None):
+    """(source path, target path) of everything a bundle carries, from the manifests
+    (wifi: the WiFi drivers, None: all)."""
+    files = components.image(clouds, True, fakes, certauth, wifi)
+    return [(Path(src), target) for src, target in files]
+
+
+def board_certauth(board):
+    """Whether a board's image carries certificate authentication by default."""
+    return components.board_certauth(boards.load(board)["dir"]) if board else False
 
 
 def parse_clouds(text):
@@ -78,30 +90,39 @@ def parse_clouds(text):
     return names or DEFAULT_CLOUDS
 
 
-def compile_module(src, dst, arch, source_name):
+def compile_module(src, dst, arch, source_name, opt=None):
+    """mpy-cross src -> dst; opt: the optimisation level (-O), as the manifest gives it."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     cmd = [_tool("mpy-cross"), "-march=" + arch, "-s", source_name, "-o", str(dst), str(src)]
+    if opt is not None:
+        cmd.insert(2, "-O%d" % opt)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError("mpy-cross %s failed for %s:\n%s" % (arch, src, proc.stderr))
 
 
-def build(board, out=None, arch=None, clouds=None, fakes=False):
-    """Build the bundle; returns (out_dir, {relative path: size})."""
+def build(board, out=None, arch=None, clouds=None, fakes=False, certauth=None):
+    """Build the bundle; returns (out_dir, {relative path: size}). certauth None: as the
+    board's manifest says."""
     info = boards.load(board) if board else {"name": arch, "mpy_arch": arch}
+    if certauth is None:
+        certauth = board_certauth(board)
+    # the board's WiFi driver alone; the simulated board's fake radio drives the cyw43 one
+    wifi = (info["wifi"],) if board and not fakes else None
     arch = arch or info["mpy_arch"]
     out = Path(out or ROOT / "build" / info["name"] / "bundle")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     sizes = {}
-    for src, target in bundle_files(clouds or DEFAULT_CLOUDS, fakes):
+    opts = components.opt_levels()  # as frozen: opt=3 (tools/components.py)
+    for src, target in bundle_files(clouds or DEFAULT_CLOUDS, fakes, certauth, wifi):
         if target in ("boot.py", "main.py"):  # run by name: they stay source
             shutil.copy(src, out / target)
             sizes[target] = (out / target).stat().st_size
             continue
         dst = out / "lib" / (target[:-3] + ".mpy")
-        compile_module(src, dst, arch, target)
+        compile_module(src, dst, arch, target, opts.get(target))
         sizes[str(dst.relative_to(out))] = dst.stat().st_size
     if board:
         shutil.copy(Path(info["dir"]) / "board.json", out / "tether_board.json")
@@ -114,6 +135,25 @@ def settings_cloud(settings):
     if not settings or not Path(settings).exists():
         return None
     return json.loads(Path(settings).read_text()).get("cloud", "arduino")
+
+
+def settings_certauth(settings):
+    """True when a settings file uses certificate authentication: a key or certificate, a
+    PEM CA, or the unix port's fake SE05x (tether-certauth must be in the bundle)."""
+    if not settings or not Path(settings).exists():
+        return False
+    data = json.loads(Path(settings).read_text())
+    spec = data.get("credentials") or {}
+    if spec.get("key") or spec.get("cert") or "se05x" in (data.get("fake") or {}):
+        return True
+    cas = spec.get("ca") or []
+    for ca in cas if isinstance(cas, list) else [cas]:
+        path = Path(settings).parent / ca if isinstance(ca, str) else None
+        if isinstance(ca, str) and ca.startswith("-----"):
+            return True
+        if path is not None and path.is_file() and path.read_bytes()[:5] == b"-----":
+            return True
+    return False
 
 
 def _settings_files(settings):
@@ -178,13 +218,18 @@ def deploy_command(port, out, extra, resume=False):
     return cmd
 
 
-def deploy(board, port, settings=None, app=None, resume=False, out=None, clouds=None):
-    """Build and copy. The bundle carries the settings' cloud (or `clouds`); the simulated
+def deploy(
+    board, port, settings=None, app=None, resume=False, out=None, clouds=None, certauth=None
+):
+    """Build and copy. The bundle carries the settings' cloud (or `clouds`), with
+    certificate authentication when the settings use it (or `certauth`); the simulated
     board (`resume`: the unix port) also gets the fake WiFi / RTC / SE05x it runs with."""
     if clouds is None:
         cloud = settings_cloud(settings)
         clouds = (cloud,) if cloud else DEFAULT_CLOUDS
-    out, sizes = build(board, out, clouds=clouds, fakes=resume)
+    if certauth is None and settings_certauth(settings):
+        certauth = True
+    out, sizes = build(board, out, clouds=clouds, fakes=resume, certauth=certauth)
     extra = _settings_files(settings) if settings else []
     if app and Path(app).exists():
         extra.append((Path(app), "app.py"))
@@ -207,34 +252,43 @@ def deploy(board, port, settings=None, app=None, resume=False, out=None, clouds=
     return proc.returncode
 
 
-def sizes_by_arch(clouds=DEFAULT_CLOUDS):
+def sizes_by_arch(clouds=DEFAULT_CLOUDS, certauth=False):
     """.mpy bytes of the bundle (core, clouds, firmware) per architecture."""
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ARCHS:
-            _, sizes = build(None, Path(tmp) / arch, arch, clouds)
+            _, sizes = build(None, Path(tmp) / arch, arch, clouds, certauth=certauth)
             result[arch] = sum(v for k, v in sizes.items() if k.endswith(".mpy"))
     return result
 
 
-def firmware(board, mpy_dir, dry_run=False, clouds=None, extra=(), submodules=True):
+def firmware(board, mpy_dir, dry_run=False, clouds=None, extra=(), submodules=True, certauth=None):
     from tools import firmware as fw
 
-    return fw.build(board, mpy_dir, clouds or DEFAULT_CLOUDS, dry_run, extra, submodules)
+    clouds = clouds or DEFAULT_CLOUDS
+    return fw.build(board, mpy_dir, clouds, dry_run, extra, submodules, certauth)
 
 
-def package_json(clouds=DEFAULT_CLOUDS):
+def package_json(clouds=DEFAULT_CLOUDS, certauth=False):
     """The mip package for the core and `clouds` (no firmware, no fakes, nothing CPython)."""
     from tether import __version__
 
-    targets = components.library_targets(components.image(clouds, firmware=False))
+    files = components.image(clouds, firmware=False, certauth=certauth)
+    targets = components.library_targets(files)
     urls = [[t, "lib/" + t] for t in sorted(targets)]
     return {"urls": urls, "deps": [], "version": __version__}
 
 
 def package_files():
-    """{file name at the top of the repository: package dict} for every mip package."""
-    files = {PACKAGE_JSON: package_json(DEFAULT_CLOUDS), "package-core.json": package_json(())}
+    """{file name at the top of the repository: package dict} for every mip package:
+    package.json (the default: Arduino with every kind of auth), package-core.json,
+    package-<cloud>.json (what the cloud requires: Arduino and Azure without certificate
+    auth) and package-certauth.json (core + certificate auth: install it after one of them)."""
+    files = {
+        PACKAGE_JSON: package_json(DEFAULT_CLOUDS, certauth=True),
+        "package-core.json": package_json(()),
+        "package-certauth.json": package_json((), certauth=True),
+    }
     for cloud in components.clouds():
         files["package-%s.json" % cloud] = package_json((cloud,))
     return files
@@ -264,6 +318,14 @@ def _clouds_arg(ap):
         "--clouds",
         default=os.environ.get("CLOUDS") or None,  # `make ... CLOUDS=arduino,azure`
         help="comma-separated clouds (default: the settings' cloud, else arduino)",
+    )
+    env = os.environ.get("CERTAUTH")  # `make ... CERTAUTH=1` (or 0)
+    ap.add_argument(
+        "--certauth",
+        action=argparse.BooleanOptionalAction,
+        default=None if not env else env not in ("0", "no", "false"),
+        help="certificate authentication (tether-certauth) in or out (default: as the "
+        "board's manifest says, or the settings need)",
     )
 
 
@@ -299,17 +361,27 @@ def main(argv=None):
     sys.path.insert(0, str(LIB))
     try:
         clouds = parse_clouds(getattr(args, "clouds", None))
+        certauth = getattr(args, "certauth", None)
         if args.cmd == "build":
-            out, sizes = build(args.board, args.out, clouds=clouds)
+            out, sizes = build(args.board, args.out, clouds=clouds, certauth=certauth)
             mpy = sum(v for k, v in sizes.items() if k.endswith(".mpy"))
             print("%s: %d files, %d bytes of .mpy -> %s" % (args.board, len(sizes), mpy, out))
         elif args.cmd == "deploy":
             return deploy(
-                args.board, args.port, args.settings, args.app, args.resume, None, clouds
+                args.board,
+                args.port,
+                args.settings,
+                args.app,
+                args.resume,
+                None,
+                clouds,
+                certauth,
             )
         elif args.cmd == "firmware":
             submodules = not args.no_submodules
-            return firmware(args.board, args.mpy_dir, args.dry_run, clouds, extra, submodules)
+            return firmware(
+                args.board, args.mpy_dir, args.dry_run, clouds, extra, submodules, certauth
+            )
         elif args.cmd == "sizes":
             for arch, n in sizes_by_arch().items():
                 print("%-10s %7d bytes" % (arch, n))

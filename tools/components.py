@@ -12,11 +12,17 @@ package files and the tests. Kinds:
 - "core": `tether`, required by every cloud;
 - "cloud": `tether-<cloud>` whose files hold tether/<cloud>/profile.py (the firmware's
   `"cloud": "<cloud>"`);
-- "block": a building block a cloud requires (tether-jwt, tether-sas, ...);
+- "block": a building block a cloud requires (tether-jwt, tether-sas, ...), or an image
+  adds (tether-certauth: certificate authentication, `certauth=True`);
 - "firmware": tether-firmware (tether_firmware.py, boot.py, main.py);
 - "unix": tether-fakes, the unix port's fake hardware (never on a board).
 
-Library modules in no component: HOST_ONLY (CPython only, e.g. tether/hsm.py).
+Library modules in no component: HOST_ONLY (CPython only: tether/hsm.py, tether/tlshost.py).
+
+Every module is frozen (and compiled into .mpy bundles) at optimisation level 3, `opt=3` in
+the manifests as in MicroPython's own asyncio: no line numbers in the bytecode (6% of the
+flash; a traceback from a frozen module names the function, not the line) and no asserts.
+Sources (`mip install`, `pip install .`) keep them.
 """
 
 import os
@@ -29,8 +35,10 @@ MANIFESTS = ROOT / "manifests"
 CORE = "tether"
 FIRMWARE = "tether-firmware"
 FAKES = "tether-fakes"
+CERTAUTH = "tether-certauth"
 # CPython-only library modules: never frozen, bundled or in a mip package for a board.
-HOST_ONLY = ("tether/hsm.py",)
+HOST_ONLY = ("tether/hsm.py", "tether/tlshost.py")
+OPT = 3  # the optimisation level of every module (manifests' opt=3; see above)
 
 
 class ManifestError(ValueError):
@@ -60,6 +68,7 @@ class Manifest:
     def __init__(self):
         self._files = []
         self._targets = set()
+        self.opts = {}  # target -> opt (the optimisation level package()/module() gave)
         self._visited = set()
         self._libraries = {}
         self._library_dirs = []
@@ -134,20 +143,21 @@ class Manifest:
                     return
         raise ManifestError("package %r not found in any known library" % name)
 
-    def _add(self, full, target):
+    def _add(self, full, target, opt=None):
         if not os.path.isfile(full):
             raise ManifestError("cannot stat %s" % full)
         if target in self._targets:
             raise ManifestError("%s is listed twice" % target)
         self._targets.add(target)
         self._files.append((full, target))
+        self.opts[target] = opt
 
     def package(self, package_path, files=None, base_path=".", opt=None):
         base = self._resolve(base_path)
         if files is not None:
             for f in files:
                 target = os.path.join(package_path, f) if package_path else f
-                self._add(os.path.join(base, target), target)
+                self._add(os.path.join(base, target), target, opt)
             return
         found = []
         for dirpath, _, filenames in os.walk(os.path.join(base, package_path)):
@@ -156,12 +166,12 @@ class Manifest:
                     full = os.path.join(dirpath, f)
                     found.append((full, os.path.relpath(full, base)))
         for full, target in sorted(found, key=lambda x: x[1]):
-            self._add(full, target)
+            self._add(full, target, opt)
 
     def module(self, module_path, base_path=".", opt=None):
         if not module_path.endswith(".py"):
             raise ManifestError("module must be a .py file: %s" % module_path)
-        self._add(os.path.join(self._resolve(base_path), module_path), module_path)
+        self._add(os.path.join(self._resolve(base_path), module_path), module_path, opt)
 
 
 def names():
@@ -169,13 +179,23 @@ def names():
     return sorted(p.parent.name for p in MANIFESTS.glob("*/manifest.py"))
 
 
-def evaluate(name):
-    """The Manifest of one component, with everything it requires."""
+def evaluate(name, **options):
+    """The Manifest of one component, with everything it requires (options: its manifest's
+    `options`, e.g. wifi=("cyw43",) for the core)."""
     if name not in names():
         raise ManifestError("unknown component %r (one of: %s)" % (name, ", ".join(names())))
     m = Manifest()
     m.add_library("tether", str(MANIFESTS))
-    return m.execute(MANIFESTS / name / "manifest.py")
+    return m.execute(MANIFESTS / name / "manifest.py", **options)
+
+
+def opt_levels():
+    """{target: optimisation level} of every file of every component (None: mpy-cross's
+    default), as the manifests give it to package()/module()."""
+    out = {}
+    for n in names():
+        out.update(evaluate(n).opts)
+    return out
 
 
 def own_targets(name):
@@ -206,13 +226,37 @@ def clouds():
     return [n[len("tether-") :] for n in names() if n.startswith("tether-") and kind(n) == "cloud"]
 
 
-def image(clouds_=("arduino",), firmware=True, fakes=False):
+def image(clouds_=("arduino",), firmware=True, fakes=False, certauth=False, wifi=None):
     """The (source, target) files of the top-level manifest.py with these options: what a
-    frozen image with these clouds carries."""
+    frozen image with these clouds carries (certauth: + tether-certauth, which akenza, SAP
+    and Astarte require anyway; wifi: the WiFi drivers, None: all)."""
+    kwargs = {"wifi": tuple(wifi)} if wifi is not None else {}
     m = Manifest()
     return m.execute(
-        ROOT / "manifest.py", clouds=tuple(clouds_), firmware=firmware, fakes=fakes
+        ROOT / "manifest.py",
+        clouds=tuple(clouds_),
+        firmware=firmware,
+        fakes=fakes,
+        certauth=certauth,
+        **kwargs,
     ).files()
+
+
+def board_image(board_dir, clouds_=None, certauth=None):
+    """The (source, target) files Tether puts in a board's image (boards/<B>/manifest.py;
+    the port's own manifest is not followed). None: the board manifest's default."""
+    kwargs = {}
+    if clouds_ is not None:
+        kwargs["clouds"] = tuple(clouds_)
+    if certauth is not None:
+        kwargs["certauth"] = certauth
+    return Manifest().execute(Path(board_dir) / "manifest.py", **kwargs).files()
+
+
+def board_certauth(board_dir):
+    """Whether a board's image carries tether-certauth by default (its manifest's option)."""
+    targets = set(t for _, t in board_image(board_dir, ()))
+    return set(own_targets(CERTAUTH)) <= targets
 
 
 def library_targets(files):

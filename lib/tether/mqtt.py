@@ -10,6 +10,9 @@
 One connection per connect(); the session layer reconnects (a new connect() on the same
 object starts with an empty in-flight window: unacknowledged messages of the dead
 connection have already failed with MQTTError, and the caller decides what to resend).
+With clean_session=False, `session_present` is the CONNACK's flag; a resumed session gets
+PUBREL for the QoS 2 sends the last connection left incomplete (the broker would swallow a
+new message with such an id), and incoming QoS 2 ids are kept (no double delivery).
 Two tasks run while connected: the reader (parses packets from one preallocated buffer of
 max_packet bytes) and the ticker (keepalive, dead-connection detection, DUP retransmission,
 and the wake-up that bounds every wait).
@@ -29,9 +32,9 @@ import asyncio
 
 from tether import log
 from tether.compat import const, ticks_add, ticks_diff, ticks_ms
-from tether.mqtt_packet import (
-    CONNACK_REASONS,
+from tether.mqtt_packet import (  # noqa: F401 (MQTTConnectError: imported from here)
     DISCONNECT_PACKET,
+    MQTTConnectError,
     MQTTError,
     connect_packet,
     subscribe_packet,
@@ -64,15 +67,6 @@ _E_SENT = const(5)
 
 _TX_SIZE = const(256)  # a PUBLISH that fits goes out in one write (one TCP segment)
 _ETIMEDOUT = const(110)
-
-
-class MQTTConnectError(MQTTError):
-    """The broker refused CONNECT; `.code` is the CONNACK return code (1..5)."""
-
-    def __init__(self, code):
-        reason = CONNACK_REASONS[code] if 0 < code < len(CONNACK_REASONS) else "unknown code"
-        super().__init__("connection refused (%d): %s" % (code, reason))
-        self.code = code
 
 
 class MQTTClient(Incoming, Outgoing):
@@ -114,7 +108,9 @@ class MQTTClient(Incoming, Outgoing):
         self._ssl = ssl
         self._server_hostname = server_hostname
         self._will = will
-        self._clean = clean_session
+        self._clean = clean_session  # may change between connects (a profile's choice)
+        self.session_present = False  # CONNACK's flag for the last connect
+        self._unreleased = ()  # QoS 2 ids the broker may still hold from the last connection
         self._max_inflight = max(1, max_inflight)
         self._connect_timeout = connect_timeout_ms
         self._ack_timeout = ack_timeout_ms
@@ -178,8 +174,8 @@ class MQTTClient(Incoming, Outgoing):
             raise MQTTError("already connected")
         self._inflight = {}
         self._pending = {}
-        self._rx_qos2 = set()
-        self._connack = -1
+        self._connack = -1  # _rx_qos2 is kept until CONNACK: a resumed session may need it
+        self.session_present = False
         self.close_reason = None
         self._ev = asyncio.Event()
         self._closed_ev = asyncio.Event()
@@ -203,17 +199,13 @@ class MQTTClient(Incoming, Outgoing):
         self._closing = False
         self._busy = False
         self._last_rx = self._last_tx = self._last_ping = ticks_ms()
+        self._handle = self._first_packet  # the CONNACK's flag, then the reader's own
         self._reader_task = asyncio.create_task(self._read_loop())
         self._tick_task = asyncio.create_task(self._tick_loop())
         sender = None
         try:
             pkt = connect_packet(
-                self.client_id,
-                self._keepalive,
-                self.user,
-                self.password,
-                self._will,
-                self._clean,
+                self.client_id, self._keepalive, self.user, self.password, self._will, self._clean
             )
             # The CONNECT goes out from a task of its own: over TLS the write carries the
             # handshake, and a peer that swallows everything (a black hole) would hold it
@@ -234,11 +226,25 @@ class MQTTClient(Incoming, Outgoing):
         if code:
             self._die("connection refused")
             raise MQTTConnectError(code)
+        if self.session_present:  # [MQTT-4.4.0-1]: released before anything new goes out
+            for pid in self._unreleased:
+                await self._send(None, (_PUBREL << 16) | pid)
+        self._unreleased = ()
         self.connected = True
         self.stats["connects"] += 1
         _log.info(
             "connected to %s:%d in %d ms", self.server, self.port, ticks_diff(ticks_ms(), t0)
         )
+
+    def _first_packet(self, ptype, flags, off, rl):
+        # Runs for the first packet only (an instance attribute over the reader's _handle,
+        # removed here): the session-present flag costs nothing per packet later.
+        del self._handle
+        if ptype == _CONNACK and rl == 2 and not self._clean and not self._buf[off + 1]:
+            self.session_present = self._buf[off] & 1 == 1
+        if not self.session_present:
+            self._rx_qos2 = set()  # a new session: the broker resends none of those
+        return self._handle(ptype, flags, off, rl)
 
     async def _send_connect(self, pkt):
         try:
@@ -272,6 +278,8 @@ class MQTTClient(Incoming, Outgoing):
             return
         self._alive = False
         self.connected = False
+        if not self._clean and not self._connack:  # QoS 2 not complete: released on resuming
+            self._unreleased = [pid for pid, e in self._inflight.items() if e[3] == 2]
         if self._closing:
             reason, expected = "disconnected by the application", True
         self.close_reason = reason

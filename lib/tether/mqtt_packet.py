@@ -55,6 +55,15 @@ class MQTTError(Exception):
     pass
 
 
+class MQTTConnectError(MQTTError):
+    """The broker refused CONNECT; `.code` is the CONNACK return code (1..5)."""
+
+    def __init__(self, code):
+        reason = CONNACK_REASONS[code] if 0 < code < len(CONNACK_REASONS) else "unknown code"
+        super().__init__("connection refused (%d): %s" % (code, reason))
+        self.code = code
+
+
 def varint_size(n):
     """Bytes needed to encode n (0 <= n <= MAX_REMAINING) as a variable-length integer."""
     if n < 0x80:

@@ -123,10 +123,10 @@ def decode(buf, resolve=False, max_items=4096, errors=None):
     records = []
     for raw in pack:
         if errors is None:
-            records.append(_record(raw))
+            records.append(check_record(raw))
             continue
         try:
-            records.append(_record(raw))
+            records.append(check_record(raw))
         except SenMLError as exc:
             errors.append(exc)
     if resolve:
@@ -134,7 +134,9 @@ def decode(buf, resolve=False, max_items=4096, errors=None):
     return records
 
 
-def _record(raw):
+def check_record(raw):
+    """One record of a decoded pack (a CBOR map) as a dict with short string names;
+    SenMLError when it is not a map, or a field is wrongly typed or given twice."""
     if not isinstance(raw, dict):
         raise SenMLError("SenML record must be a CBOR map, got %s" % type(raw).__name__)
     rec = {}

@@ -2,47 +2,31 @@
 
     session = Session(connect, serve)
     session.add_stage("wifi", wifi_up, timeout_ms=20000)   # or stages.append(async fn)
-    session.add_stage("time", time_up, timeout_ms=10000)
     session.add_stage("dns", session.dns_stage(host, link_up=sta.isconnected))
     await session.run()                 # forever, until session.stop()
-
-The chain is WiFi -> time -> DNS -> TCP -> TLS -> MQTT -> cloud sync. The pre-connect
-stages are async callables the app adds (a plain callable in `stages` is named after its
-function). `connect()` covers TCP, TLS and MQTT: it returns a connection object with
-`close()`, `connected` and `async wait_closed()` (a tether.mqtt.MQTTClient is one); its
-failure is attributed to "tcp", "tls" or "mqtt" (tether.session_diag, loaded then).
+The chain is WiFi -> time -> DNS -> TCP -> TLS -> MQTT -> cloud sync. Pre-connect stages
+are async callables (a plain one in `stages` is named after its function). `connect()`
+(TCP, TLS, MQTT) returns a connection with `close()`, `connected`, `async wait_closed()` (an
+MQTTClient); a failure there is "tcp", "tls" or "mqtt" (tether.session_diag, loaded then).
 `serve(conn)` does the cloud sync, calls `session.ready()`, then serves while connected.
-
 Every stage has a deadline (`timeout_ms` per stage, `connect_timeout_ms`, and
 `sync_timeout_ms` from connection to ready()); a stage that misses it or fails tears the
-round down: the connection is closed, serve is cancelled, and the session waits an
-exponential backoff with jitter (1 s doubling to 32 s, each wait drawn from [d/2, d])
-before the next round. A round that reached "ready" resets the backoff, so a healthy link
-that drops reconnects after about a second. Every round is a fresh connect and a fresh
-serve(), so subscriptions and the cloud sync are redone on every reconnect.
-
-Watchdog: give a tether.hal.watchdog.Guard as `guard`; progress is reported when a stage
-completes, on connect, on ready, and every `monitor_ms` while the connection is up. A
-chain that hangs (no stage completes) stops the feeding and the watchdog resets the board.
-
-State and counters are plain attributes the app reads at any time: `state` (IDLE, STAGES,
-CONNECTING, SYNCING, READY, BACKOFF or STOPPED), `stage` (the one running), `attempts`,
-`connects`, `reconnects`, `failures`, `failures_by_stage`, `last_error`; `diagnostics()`
-returns them in one dict, which `on_diagnostics` (async, every `diag_interval_ms` while
-ready) may publish.
+round down (connection closed, serve cancelled), then an exponential backoff with jitter
+(1 s doubling to 32 s, each wait drawn from [d/2, d]; reset by a round that was ready).
+Every round is a fresh connect and serve(): subscriptions and the sync are redone.
+Watchdog (`guard`, a tether.hal.watchdog.Guard): progress is reported when a stage
+completes, on connect, on ready, and every `monitor_ms` while connected (monitor()).
+State and counters are plain attributes (`state`, `stage`, `attempts`, `connects`,
+`failures`, `failures_by_stage`, `last_error`, ...); `diagnostics()` returns them in one
+dict, which `on_diagnostics` (async, every `diag_interval_ms` while ready) may publish.
 """
 
 import asyncio
+import gc
 
 from tether import log
 from tether.compat import const, print_exception, ticks_diff, ticks_ms
-from tether.hal.backoff import Backoff
 from tether.resolver import Resolver  # noqa: F401 (also tether.session.Resolver)
-
-try:
-    import gc
-except ImportError:  # pragma: no cover
-    gc = None
 
 _log = log.getLogger("session")
 
@@ -59,11 +43,8 @@ _CANCEL_ROUNDS = const(100)
 
 
 async def _cancel_and_wait(task):
-    """Cancel task and wait until it has really ended; False if it would not end.
-
-    MicroPython's wait_for() takes a cancel that lands just as its inner awaitable finishes
-    for its own wake-up and returns normally: the cancel is lost and the task runs on. So
-    cancel again until it is done (bounded: each round gives it one scheduling turn)."""
+    """Cancel task and wait until it has really ended; False if it would not end. (MicroPython's
+    wait_for() loses a cancel that lands as its awaitable finishes: cancel until done.)"""
     for _ in range(_CANCEL_ROUNDS):
         if task.done():
             try:
@@ -78,13 +59,11 @@ async def _cancel_and_wait(task):
 
 
 def _name_of(fn):
-    name = getattr(fn, "__name__", None) or "stage"
-    return name.lstrip("_")
+    return (getattr(fn, "__name__", None) or "stage").lstrip("_")
 
 
 def __getattr__(name):
-    # connect_stage_of lives in tether.session_diag (loaded when a connect fails); it is
-    # still importable from here.
+    # connect_stage_of lives in tether.session_diag (loaded when a connect fails).
     if name == "connect_stage_of":
         from tether.session_diag import connect_stage_of
 
@@ -94,12 +73,12 @@ def __getattr__(name):
 
 def heap_free():
     """Free GC heap in bytes on MicroPython; None where the interpreter does not say."""
-    if gc is not None and hasattr(gc, "mem_free"):
-        return gc.mem_free()
-    return None
+    return gc.mem_free() if hasattr(gc, "mem_free") else None
 
 
 class Session:
+    _backoff = None  # tether.hal.backoff.Backoff, made at the first backoff
+
     def __init__(
         self,
         connect,
@@ -123,7 +102,7 @@ class Session:
         self.sync_timeout_ms = sync_timeout_ms
         self.guard = guard
         self.store = store  # a tether.store.Store: its depth and drops join diagnostics
-        self.monitor_ms = monitor_ms
+        self.monitor_ms = monitor_ms  # None: the owner's timer calls monitor(), no task here
         self.on_diagnostics = None  # async fn(session, dict), called while ready
         self.diag_interval_ms = 60000
         self.resolver = Resolver()
@@ -145,8 +124,8 @@ class Session:
         self._answered = False
         self._stop = False
         self._planned = False  # the round ends by renew(): no backoff, not a failure
-        self._backoff = Backoff(backoff_min_ms, backoff_max_ms)
         self._round_t0 = 0
+        self._mon_t = None  # connected at (for the sync deadline); once ready, last diagnostics
         self._wake = None
         self._counted = False
         self._round = None  # the task running run_once()
@@ -160,8 +139,7 @@ class Session:
         self.stages.insert(0 if first else len(self.stages), (name, fn, timeout_ms))
 
     def dns_stage(self, host, port=0, link_up=None, on_address=None):
-        """A stage that resolves `host` (cached) while the link is up; the address goes to
-        `self.address` and to on_address(ip) (tether.resolver.dns_stage)."""
+        """A stage resolving `host` (cached) while the link is up (tether.resolver)."""
         from tether.resolver import dns_stage
 
         return dns_stage(self, host, port, link_up, on_address)
@@ -170,6 +148,8 @@ class Session:
 
     def ready(self):
         """Called by serve() once the cloud sync is done."""
+        if not self._was_ready:  # now _mon_t is the last diagnostics (none yet)
+            self._mon_t = None
         self.state = READY
         self.stage = None
         self._was_ready = True
@@ -182,8 +162,7 @@ class Session:
         self.stage = "sync"
 
     def progress(self, what=None, quiet_ms=0):
-        """Something moved forward: feed the watchdog guard (if any); `quiet_ms` announces
-        a deliberate wait (backoff) that must not count as a hang."""
+        """Feed the watchdog guard (if any); `quiet_ms` announces a deliberate wait."""
         if self.guard is not None:
             self.guard.progress(what, quiet_ms)
 
@@ -221,14 +200,20 @@ class Session:
                 if not self._stop:
                     self._round.cancel()
                     raise  # run() itself was cancelled
+            except Exception as exc:  # its own error path broke (MemoryError, heap full):
+                self.failures += 1  # counted without allocating; back off, try again
+                self.last_error = exc
             finally:
                 self._round = None
             if self._stop:
                 break
             if self._planned:
-                self._planned = False
+                self._planned = False  # no backoff: reconnect at once
                 continue
-            await self._wait_backoff()
+            try:
+                await self._wait_backoff()
+            except MemoryError:  # its lazy import did not fit either: a short wait instead
+                await asyncio.sleep(self.backoff_min_ms / 1000)
         self.state = STOPPED
         self.stage = None
 
@@ -294,14 +279,16 @@ class Session:
         self.state = SYNCING
         self.stage = "sync"
         self._counted = False  # the round's failure is counted once
+        self._mon_t = ticks_ms()
         task = asyncio.create_task(self._serve(conn))
-        mon = asyncio.create_task(self._monitor(conn))
+        mon = None if self.monitor_ms is None else asyncio.create_task(self._monitor())
         try:
             await conn.wait_closed()
         finally:
             conn.close()  # first: a serve loop that outlives its cancel then fails fast
             for t in (task, mon):
-                await _cancel_and_wait(t)
+                if t is not None:
+                    await _cancel_and_wait(t)
             self.conn = None
         if self._planned:
             self.renewals += 1
@@ -326,33 +313,40 @@ class Session:
         finally:
             conn.close()  # serve is over: end the round (wait_closed returns)
 
-    async def _monitor(self, conn):
-        """While connected: sync deadline, watchdog progress, diagnostics."""
-        t0 = ticks_ms()
-        last_diag = None
+    async def _monitor(self):
         while True:
             await asyncio.sleep(self.monitor_ms / 1000)
-            now = ticks_ms()
-            self._note_heap()
-            if not self._was_ready:
-                if ticks_diff(now, t0) > self.sync_timeout_ms:
-                    self._fail(
-                        "sync", OSError(110, "sync: not ready in %d ms" % self.sync_timeout_ms)
-                    )
-                    self._counted = True
-                    conn.close()
-                    return
-                continue
-            if getattr(conn, "connected", True):
-                self.progress("connected")
-            cb = self.on_diagnostics
-            if cb is not None and self.state == READY:
-                if last_diag is None or ticks_diff(now, last_diag) >= self.diag_interval_ms:
-                    last_diag = now
-                    try:
-                        await cb(self, self.diagnostics())
-                    except Exception as exc:
-                        self._failed("diagnostics", exc)
+            d = self.monitor(ticks_ms())
+            if d is not None:
+                await d  # diagnostics
+
+    def monitor(self, now):
+        """Every monitor_ms while connected (own task; monitor_ms None: the owner's timer):
+        sync deadline, watchdog progress; returns the diagnostics coroutine when due."""
+        conn = self.conn
+        if conn is None or self._counted:
+            return None
+        self._note_heap()
+        if not self._was_ready:
+            if ticks_diff(now, self._mon_t) > self.sync_timeout_ms:
+                self._fail("sync", OSError(110, "sync: not ready in %d ms" % self.sync_timeout_ms))
+                self._counted = True
+                conn.close()
+            return None
+        if getattr(conn, "connected", True):
+            self.progress("connected")
+        last = self._mon_t
+        if self.on_diagnostics is not None and self.state == READY:
+            if last is None or ticks_diff(now, last) >= self.diag_interval_ms:
+                self._mon_t = now
+                return self._diagnose(self.on_diagnostics)
+        return None
+
+    async def _diagnose(self, cb):
+        try:
+            await cb(self, self.diagnostics())
+        except Exception as exc:
+            self._failed("diagnostics", exc)
 
     def _failed(self, where, exc):
         self.last_error = exc
@@ -368,6 +362,10 @@ class Session:
     def next_backoff_ms(self):
         """The next wait: doubles from backoff_min_ms to backoff_max_ms, jittered."""
         b = self._backoff
+        if b is None:
+            from tether.hal.backoff import Backoff  # a session that never fails never loads it
+
+            b = self._backoff = Backoff()
         if self._was_ready:
             b.reset()
         b.min_ms = self.backoff_min_ms  # plain attributes: tests and profiles set them

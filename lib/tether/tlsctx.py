@@ -10,6 +10,10 @@ Credentials are DER or unencrypted PEM bytes on both interpreters (the PEM armou
 decoded here; mbedTLS gets DER). Files, SE05x and PKCS#11 references are tether.creds' job.
 Everything is checked before the first connection, so a wrong file fails here with a
 message that says what to do instead of as an alert in the middle of a handshake.
+
+A board carries only what it runs: CPython's contexts are built in tether.tlshost (CPython
+only, never frozen), and `explain()` (a TLS failure's cause in words) lives in
+tether.tlscause (the clouds that report failures require it); both stay reachable here.
 """
 
 from tether import log
@@ -20,6 +24,12 @@ _log = log.getLogger("tls")
 
 # The checks and the PEM decoder live in tether.certs (with tether.der), imported on first
 # use: a context from DER CAs alone (a password device) loads neither. Still reachable here.
+# An image may lack them (the tether-certauth component): PEM and client certificates then
+# raise this (tether.nocert's message).
+_NO_CERTAUTH = (
+    "PEM or a client certificate: certificate authentication is not in this image: add the "
+    "tether-certauth component (docs/boards.md)"
+)
 _FROM_CERTS = (
     "CERT_CMD",
     "KEY_CMD",
@@ -33,11 +43,28 @@ _FROM_CERTS = (
 )
 
 
-def __getattr__(name):
-    if name in _FROM_CERTS:
+def _certs():
+    try:
         from tether import certs
+    except ImportError:  # an image without certificate authentication
+        raise CredentialError(_NO_CERTAUTH)
+    return certs
 
-        return getattr(certs, name)
+
+def __getattr__(name):
+    # Names that live elsewhere, reachable here as before: tether.certs' checks, the causes
+    # of TLS failures (tether.tlscause: images whose clouds explain failures carry it) and
+    # CPython's key loader (tether.tlshost, never on a board).
+    if name in _FROM_CERTS:
+        return getattr(_certs(), name)
+    if name == "explain":
+        from tether.tlscause import explain
+
+        return explain
+    if name == "load_cert_chain_bytes" and not MICROPYTHON:
+        from tether.tlshost import load_cert_chain_bytes
+
+        return load_cert_chain_bytes
     raise AttributeError(name)
 
 
@@ -99,8 +126,7 @@ def client_context(cadata=None, cert=None, key=None, insecure=False):
         if isinstance(c, (bytes, bytearray, memoryview)) and c and c[0] == 0x30:
             cas.append(bytes(c))  # DER: mbedTLS / OpenSSL parse it and refuse a bad one
         else:
-            from tether import certs
-
+            certs = _certs()
             if certs.is_pem(c):
                 for d in certs.pem_to_der(c, "ca"):  # a bundle: every root in it
                     certs.check_ca(d)
@@ -108,8 +134,7 @@ def client_context(cadata=None, cert=None, key=None, insecure=False):
             else:
                 certs.check_ca(certs._as_bytes(c, "CA certificate"))  # raises, saying why
     if cert is not None:
-        from tether import certs
-
+        certs = _certs()
         cert = certs._der(cert, "cert")
         key = certs._der(key, "key")
         certs.check_pair(cert, key)
@@ -119,7 +144,9 @@ def client_context(cadata=None, cert=None, key=None, insecure=False):
         )
     if MICROPYTHON:
         return _mp_context(cas, cert, key, insecure)
-    return _cpython_context(cas, cert, key, insecure)
+    from tether import tlshost  # CPython's ssl contexts: a module no board carries
+
+    return tlshost.context(cas, cert, key, insecure, _warn)
 
 
 def _mp_context(cas, cert, key, insecure):
@@ -178,131 +205,3 @@ class _MPContext:
             do_handshake_on_connect=do_handshake_on_connect,
             server_hostname=server_hostname,
         )
-
-
-def _cpython_context(cas, cert, key, insecure):
-    import ssl
-
-    cls = _cpython_insecure_class() if insecure else ssl.SSLContext
-    ctx = cls(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    for c in cas:
-        try:
-            ctx.load_verify_locations(cadata=c)
-        except ssl.SSLError as exc:
-            raise CredentialError("CA certificate rejected by OpenSSL: %s" % exc)
-    if not cas and not insecure:
-        ctx.load_default_certs()
-    if cert is not None:
-        from tether.certs import _key_pem_label
-        from tether.der import pem_encode as pem
-
-        load_cert_chain_bytes(ctx, pem("CERTIFICATE", cert), pem(_key_pem_label(key), key))
-    return ctx
-
-
-def load_cert_chain_bytes(ctx, cert_pem, key_pem):
-    """CPython's ssl loads keys only from files. On Linux the file is an anonymous memfd
-    (never on a disk, gone with the process even if it is killed); elsewhere a private
-    temp file (mode 0600) that is deleted at once."""
-    import os
-    import ssl
-
-    memfd = getattr(os, "memfd_create", None)
-    if memfd is not None and os.path.isdir("/proc/self/fd"):
-        fd = memfd("tether-key", getattr(os, "MFD_CLOEXEC", 0))
-        path = None
-    else:
-        import tempfile
-
-        fd, path = tempfile.mkstemp(prefix="tether-", suffix=".pem")
-    try:
-        os.write(fd, (key_pem + cert_pem).encode())
-        ctx.load_cert_chain(path or "/proc/self/fd/%d" % fd)
-    except ssl.SSLError as exc:
-        if "KEY_VALUES_MISMATCH" in str(exc):
-            raise CredentialError("key does not match the certificate (wrong key file?)")
-        raise CredentialError("certificate/key rejected by OpenSSL: %s" % exc.reason)
-    finally:
-        os.close(fd)
-        if path is not None:
-            os.unlink(path)
-
-
-_insecure_cls = None
-
-
-def _cpython_insecure_class():
-    global _insecure_cls
-    if _insecure_cls is None:
-        import ssl
-
-        class InsecureContext(ssl.SSLContext):
-            """CPython: a non-verifying context that warns on each wrapped connection."""
-
-            tether_insecure = True
-
-            def wrap_bio(self, *args, **kwargs):  # what asyncio calls
-                _warn(kwargs.get("server_hostname"))
-                return super().wrap_bio(*args, **kwargs)
-
-            def wrap_socket(self, *args, **kwargs):
-                _warn(kwargs.get("server_hostname"))
-                return super().wrap_socket(*args, **kwargs)
-
-        _insecure_cls = InsecureContext
-    return _insecure_cls
-
-
-# --- turning handshake failures into causes a user can act on ---
-
-# mbedTLS reports every alert from the peer alike (its text or its name, per build).
-_MBEDTLS_ALERT = (
-    "the broker refused the TLS handshake: it wants a client certificate its CA signed, or a "
-    "TLS version this port lacks (mbedTLS here speaks TLS 1.2 only)"
-)
-
-# (text found in the OpenSSL / mbedTLS error, cause). First match wins.
-_CAUSES = (
-    ("expired", "the server certificate has expired"),
-    ("not yet valid", "the server certificate is not yet valid (or the device clock is wrong)"),
-    ("in the future", "the server certificate is not yet valid (or the device clock is wrong)"),
-    ("mismatch", "the server certificate is for another host name"),
-    ("CN) does not match", "the server certificate is for another host name"),
-    ("not correctly signed", "the server certificate is not signed by a trusted CA"),
-    ("unable to get local issuer", "the server certificate is not signed by a trusted CA"),
-    ("self-signed certificate", "the server certificate is not signed by a trusted CA"),
-    ("alert unknown ca", "the broker does not trust the CA of the client certificate"),
-    ("certificate required", "the broker requires a client certificate"),
-    ("alert handshake failure", "the broker refused the handshake (no client certificate?)"),
-    ("alert bad certificate", "the broker rejected the client certificate"),
-    ("fatal alert message was received", _MBEDTLS_ALERT),
-    ("FATAL_ALERT_MESSAGE", _MBEDTLS_ALERT),
-)
-
-
-_REFUSED = (
-    "the broker closed the connection during the TLS handshake: it refused the client "
-    "certificate (none sent, or signed by a CA it does not trust)"
-)
-
-
-def explain(exc, during_handshake=False):
-    """A one-line cause for a TLS failure, or None if it is not recognised.
-
-    The broker alone knows why it refused a client certificate; OpenSSL sends an alert but
-    a reset often overtakes it, and mbedTLS reports every alert alike. So a failure the
-    caller knows happened before the TLS session was up (during_handshake=True: connecting
-    over TLS failed without a CONNACK) and that names no other cause is that refusal.
-    exc may be an exception or its text.
-    """
-    text = str(exc)
-    for needle, cause in _CAUSES:
-        if needle in text:
-            return cause
-    if during_handshake:
-        return _REFUSED
-    return None

@@ -5,4 +5,10 @@ metadata(description="Tether for Azure IoT Hub and DPS (tether.azure)")
 add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")
 require("tether-sas", library="tether")  # with tether-encoding and tether-hmac
-package("tether/azure", base_path="../../lib")  # every module of the folder
+require("tether-requests", library="tether")  # twin $rid and DPS replies
+options.defaults(certauth=False)  # manifest.py passes its own
+if options.certauth:  # X.509 device certificates, PEM CAs
+    require("tether-certauth", library="tether")
+else:  # SAS only: tether.nocert stands in for tether.creds (DER CAs)
+    require("tether-nocert", library="tether")
+package("tether/azure", base_path="../../lib", opt=3)  # every module of the folder

@@ -3,6 +3,6 @@
 metadata(description="Tether building block: PKCS#10 CSR")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 require("tether-keys", library="tether")
-module("tether/csr.py", base_path="../../lib")
+module("tether/csr.py", base_path="../../lib", opt=3)

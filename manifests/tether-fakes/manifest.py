@@ -4,6 +4,6 @@
 metadata(description="Tether fakes for the unix port (WiFi, RTC, SE05x)")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 
-package("tether", files=("hal/fakes.py", "hal/fake_se05x.py"), base_path="../../lib")
+package("tether", files=("hal/fakes.py", "hal/fake_se05x.py"), base_path="../../lib", opt=3)

@@ -7,10 +7,10 @@
 metadata(description="Tether firmware: settings, watchdog, WiFi, clock, cloud profile, app")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 
-module("tether_firmware.py", base_path="../../firmware")
-module("tether_settings.py", base_path="../../firmware")
-module("tether_diagnostics.py", base_path="../../firmware")
-module("boot.py", base_path="../../firmware")
-module("main.py", base_path="../../firmware")
+module("tether_firmware.py", base_path="../../firmware", opt=3)
+module("tether_settings.py", base_path="../../firmware", opt=3)
+module("tether_diagnostics.py", base_path="../../firmware", opt=3)
+module("boot.py", base_path="../../firmware", opt=3)
+module("main.py", base_path="../../firmware", opt=3)

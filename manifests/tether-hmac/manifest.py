@@ -3,6 +3,6 @@
 metadata(description="Tether building block: HMAC-SHA256")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 
-module("tether/hmac.py", base_path="../../lib")
+module("tether/hmac.py", base_path="../../lib", opt=3)

@@ -3,6 +3,9 @@
 metadata(description="Tether building block: HTTP/1.1 client")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
+require("tether-tlscause", library="tether")  # tlsctx.explain: why https failed
 
-package("tether", files=("http.py", "http_parse.py", "http_chunked.py"), base_path="../../lib")
+package(
+    "tether", files=("http.py", "http_parse.py", "http_chunked.py"), base_path="../../lib", opt=3
+)

@@ -3,7 +3,7 @@
 metadata(description="Tether building block: JWT ES256/RS256")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 require("tether-encoding", library="tether")
 require("tether-keys", library="tether")
-module("tether/jwt.py", base_path="../../lib")
+module("tether/jwt.py", base_path="../../lib", opt=3)

@@ -4,4 +4,6 @@ metadata(description="Tether for SAP IoT (tether.sap)")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")
-package("tether/sap", base_path="../../lib")  # every module of the folder
+require("tether-certauth", library="tether")  # mutual TLS: the device's certificate and key
+require("tether-tlscause", library="tether")  # tether.sap.refusal explains refusals
+package("tether/sap", base_path="../../lib", opt=3)  # every module of the folder

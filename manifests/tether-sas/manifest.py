@@ -3,7 +3,7 @@
 metadata(description="Tether building block: SAS tokens (Azure IoT Hub, DPS)")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 require("tether-encoding", library="tether")
 require("tether-hmac", library="tether")
-module("tether/sas.py", base_path="../../lib")
+module("tether/sas.py", base_path="../../lib", opt=3)

@@ -4,6 +4,6 @@
 metadata(description="Tether instrument: event-loop stall meter (soak, benches)")
 
 add_library("tether", "..")  # this folder's siblings, whoever includes it
-require("tether", library="tether")  # the core: compat, errors, der, ...
+require("tether", library="tether")  # the core: compat, errors, log, ...
 
-module("tether/stallmeter.py", base_path="../../lib")
+module("tether/stallmeter.py", base_path="../../lib", opt=3)

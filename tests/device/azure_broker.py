@@ -4,7 +4,8 @@ Plays the broker for one client over tests/device/scripted_broker.py: records ev
 CONNECT (client id, username, password, CleanSession flag), SUBSCRIBE and PUBLISH, answers
 CONNACK, SUBACK, PUBACK, PINGRESP. Twin requests are answered from `twin` (a dict) unless
 `twin_status` holds statuses to answer with first; method responses are collected in
-`responses` (rid -> (status, body)). tests/test_azure_client.py runs the real client
+`responses` (rid -> (status, body)); `unacked` leaves the next telemetry PUBLISHes
+without a PUBACK. tests/test_azure_client.py runs the real client
 against the emulator; these tests pin the wire bytes and the hostile cases.
 """
 
@@ -37,6 +38,7 @@ class AzureBroker:
         self.twin_auto = True
         self.responses = {}  # method rid -> (status, body)
         self.refuse = 0
+        self.unacked = 0  # the next N telemetry PUBLISHes get no PUBACK
         self._pid = 100
 
     async def serve(self):
@@ -64,6 +66,9 @@ class AzureBroker:
                 topic, qos, pid, body = parse_publish(pkt)
                 body = bytes(body)
                 self.up.append((topic, body))
+                if self.unacked and topic.startswith("devices/"):
+                    self.unacked -= 1
+                    continue  # in flight until the test cuts the connection (b.send_eof())
                 if qos:
                     b.send(puback(pid))
                 self._answer(topic, body)

@@ -224,3 +224,29 @@ def test_offline_telemetry_in_order_after_reconnect():
         await _stop(c, srv)
 
     run(main())
+
+
+def test_sends_keep_their_order_and_one_cut_before_its_puback_goes_again_first():
+    # Concurrent sends go out in call order, one at a time. A message whose PUBACK never
+    # came (connection cut) stays at the head of the queue: it is sent again first after
+    # the reconnect, and the send made while it was out follows it (QoS 1: at least once).
+    async def main():
+        broker, srv, c = await _start()
+        await asyncio.gather(*[c.send_message("a%d" % i) for i in range(4)])
+        assert [p for t, p in broker.ups("devices/")] == [b"a0", b"a1", b"a2", b"a3"]
+        broker.unacked = 1
+        first = asyncio.create_task(c.send_message("b0"))
+        assert await until(lambda: len(broker.ups("devices/")) == 5, 2000)
+        second = asyncio.create_task(c.send_message("b1"))
+        await asyncio.sleep(0.05)
+        assert len(broker.ups("devices/")) == 5  # b1 waits while b0 is out
+        broker.b.send_eof()  # b0 lost before its PUBACK
+        await asyncio.wait_for(first, 5)
+        await asyncio.wait_for(second, 5)
+        assert await until(lambda: c.counters["telemetry"] == 6, 3000)
+        bodies = [p for t, p in broker.ups("devices/")]
+        assert bodies == [b"a0", b"a1", b"a2", b"a3", b"b0", b"b0", b"b1"], bodies
+        assert len(broker.logins) == 2 and c.counters["dropped"] == 0
+        await _stop(c, srv)
+
+    run(main())

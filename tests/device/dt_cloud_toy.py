@@ -6,9 +6,8 @@ import asyncio
 import json
 import sys
 
-from dt_arduino_wire import parse_publish, parse_subscribe
+from cloud_broker import CloudBroker, fast, until
 from harness import run
-from scripted_broker import ScriptedBroker, connack, pingresp, puback, suback
 from tether.compat import MICROPYTHON, ticks_diff, ticks_ms
 from toy_cloud import ToyCloud
 
@@ -18,71 +17,18 @@ except ImportError:  # pragma: no cover
     Credentials = object
 
 
-def _u16(b, i):
-    return (b[i] << 8) | b[i + 1]
-
-
-def _connect_login(pkt):
-    """(username, password) of a CONNECT packet."""
-    i = 1
-    while pkt[i] & 0x80:
-        i += 1
-    b = pkt[i + 1 :]
-    flags = b[7]
-    p = 10
-    fields = []
-    while p < len(b):  # client id, [will topic, will message], [user], [password]
-        n = _u16(b, p)
-        fields.append(bytes(b[p + 2 : p + 2 + n]).decode())
-        p += 2 + n
-    fields = fields[3:] if flags & 0x04 else fields[1:]
-    return tuple(fields)
-
-
-class ToyBroker:
-    """Plays the broker for one client: CONNACK, SUBACK, PUBACK, PINGRESP; records it all."""
+class ToyBroker(CloudBroker):
+    """Plays the broker for one client (cloud_broker.py); `values`: the JSON it published."""
 
     def __init__(self):
-        self.b = ScriptedBroker()
-        self.open_connection = self.b.open_connection
-        self.logins = []  # (user, password) per CONNECT
-        self.events = []  # ("connect" | "disconnect", ticks_ms)
-        self.up = []  # decoded JSON published by the device
-        self.subs = []
+        super().__init__()
+        self.values = []
 
-    def events_of(self, kind):
-        return [t for k, t in self.events if k == kind]
-
-    async def serve(self):
-        b = self.b
-        while True:
-            try:
-                pkt = await b.recv_packet(600000)
-            except AssertionError:
-                continue
-            kind = pkt[0] >> 4
-            if kind == 1:
-                self.logins.append(_connect_login(pkt))
-                self.events.append(("connect", ticks_ms()))
-                b.send(connack())
-            elif kind == 8:
-                pid, topic, qos = parse_subscribe(pkt)
-                self.subs.append(topic)
-                b.send(suback(pid, qos))
-            elif kind == 3:
-                topic, qos, pid, body = parse_publish(pkt)
-                self.up.append(json.loads(body))
-                if qos:
-                    b.send(puback(pid))
-            elif kind == 12:
-                b.send(pingresp())
-            elif kind == 14:
-                self.events.append(("disconnect", ticks_ms()))
+    def on_publish(self, topic, body):
+        self.values.append(json.loads(body))
 
     def down(self, msg):
-        from scripted_broker import publish
-
-        self.b.send(publish("toy/dev1/down", json.dumps(msg), qos=1, pid=9))
+        super().down("toy/dev1/down", msg)
 
 
 class FiveSecondToken(Credentials):
@@ -101,25 +47,12 @@ class FiveSecondToken(Credentials):
 
 
 def _client(broker, creds=None):
-    c = ToyCloud("dev1", creds or FiveSecondToken())
-    c.open_connection = broker.open_connection
-    c.session.backoff_min_ms = 10
-    c.session.backoff_max_ms = 20
-    return c
-
-
-async def _until(pred, ms):
-    t0 = ticks_ms()
-    while not pred():
-        if ticks_diff(ticks_ms(), t0) > ms:
-            return False
-        await asyncio.sleep(0.005)
-    return True
+    return fast(ToyCloud("dev1", creds or FiveSecondToken()), broker)
 
 
 async def _stop(client, tasks):
     client.stop()
-    assert await _until(lambda: tasks[0].done(), 2000)
+    assert await until(lambda: tasks[0].done(), 2000)
     for t in tasks[1:]:
         t.cancel()
 
@@ -130,18 +63,18 @@ def test_values_are_delivered_and_a_handler_awaits_its_reply_publish():
 
     async def body():
         tasks = [asyncio.create_task(client.run()), asyncio.create_task(broker.serve())]
-        assert await _until(lambda: client.connected, 2000), client.stats()
+        assert await until(lambda: client.connected, 2000), client.stats()
         for v in (1, 2.5, "three"):
             client.send(v)
         # The handler awaits a QoS 1 publish, i.e. a PUBACK that the MQTT reader must read:
         # run inside the reader, it would wait for itself until the ack timeout.
         broker.down({"ping": 7})
-        assert await _until(lambda: {"pong": 7} in broker.up, 2000), broker.up
-        assert await _until(lambda: not client.pending, 2000)
+        assert await until(lambda: {"pong": 7} in broker.values, 2000), broker.values
+        assert await until(lambda: not client.pending, 2000)
         await _stop(client, tasks)
 
     run(body())
-    assert [m for m in broker.up if "v" in m] == [{"v": 1}, {"v": 2.5}, {"v": "three"}]
+    assert [m for m in broker.values if "v" in m] == [{"v": 1}, {"v": 2.5}, {"v": "three"}]
     assert client.received == [{"ping": 7}]
     assert broker.subs == ["toy/dev1/down"]
     assert client.counters["sent"] == 3 and client.counters["bad_messages"] == 0
@@ -153,19 +86,19 @@ def test_reconnect_reuses_the_mqtt_client_and_delivers_what_waited():
 
     async def body():
         tasks = [asyncio.create_task(client.run()), asyncio.create_task(broker.serve())]
-        assert await _until(lambda: client.connected, 2000)
+        assert await until(lambda: client.connected, 2000)
         mqtt = client.mqtt
         broker.b.send_eof()  # the broker goes away
-        assert await _until(lambda: not client.connected, 2000)
+        assert await until(lambda: not client.connected, 2000)
         client.send("offline")
-        assert await _until(lambda: client.connected and not client.pending, 3000)
+        assert await until(lambda: client.connected and not client.pending, 3000)
         assert client.mqtt is mqtt  # one MQTT client (and receive buffer) per cloud client
         broker.down({"ping": 1})  # the router was set up again for the new connection
-        assert await _until(lambda: {"pong": 1} in broker.up, 2000)
+        assert await until(lambda: {"pong": 1} in broker.values, 2000)
         await _stop(client, tasks)
 
     run(body())
-    assert broker.up[0] == {"v": "offline"}
+    assert broker.values[0] == {"v": "offline"}
     assert client.counters["reconnects"] == 1 and len(broker.logins) == 2
     assert broker.subs == ["toy/dev1/down", "toy/dev1/down"]
 
@@ -182,17 +115,17 @@ def test_without_a_credentials_provider_connect_helpers_are_dropped_after_the_fi
 
     async def body():
         tasks = [asyncio.create_task(client.run()), asyncio.create_task(broker.serve())]
-        assert await _until(lambda: client.connected, 2000), client.stats()
+        assert await until(lambda: client.connected, 2000), client.stats()
         first = "tether.cloud.connect" in sys.modules
         broker.b.send_eof()
-        assert await _until(lambda: not client.connected, 2000)
-        assert await _until(lambda: client.connected, 3000), client.stats()
+        assert await until(lambda: not client.connected, 2000)
+        assert await until(lambda: client.connected, 3000), client.stats()
         again = "tether.cloud.connect" in sys.modules
         await _stop(client, tasks)
         return first, again
 
     first, again = run(body())
-    assert broker.logins == [("dev1", "secret"), ("dev1", "secret")]
+    assert [login[1:] for login in broker.logins] == [("dev1", "secret")] * 2
     assert client.counters["reconnects"] == 1
     if MICROPYTHON:
         assert not first and not again
@@ -213,15 +146,15 @@ def test_a_credential_that_expires_every_5_s_is_renewed_as_planned():
             client.send(sent[0])
             sent[0] += 1
             await asyncio.sleep(0.05)
-        assert await _until(lambda: client.connected and not client.pending, 3000)
+        assert await until(lambda: client.connected and not client.pending, 3000)
         s = client.session
         assert s.renewals == 2, client.stats()
         assert s.failures == 0 and s.connection_lost == 0, s.diagnostics()
         await _stop(client, tasks)
 
     run(body(), 25)
-    assert [u for u, _ in broker.logins] == ["dev1"] * 3
-    assert [p for _, p in broker.logins] == ["token-1", "token-2", "token-3"]
+    assert [u for _, u, _ in broker.logins] == ["dev1"] * 3
+    assert [p for _, _, p in broker.logins] == ["token-1", "token-2", "token-3"]
     # Planned: a DISCONNECT, then the next CONNECT at once (no 3 s backoff).
     gone = broker.events_of("disconnect")
     back = broker.events_of("connect")[1:]
@@ -229,7 +162,7 @@ def test_a_credential_that_expires_every_5_s_is_renewed_as_planned():
     for g, c in zip(gone, back):
         assert 0 <= ticks_diff(c, g) < 1000, (g, c)
     # Every value exactly once, in order: nothing lost or sent twice across the renewals.
-    assert [m["v"] for m in broker.up] == list(range(sent[0]))
+    assert [m["v"] for m in broker.values] == list(range(sent[0]))
 
 
 class WrongClockToken(Credentials):

@@ -246,7 +246,7 @@ def test_a_full_queue_drops_the_oldest_with_a_reason():
 
 def test_a_wrong_client_id_is_refused_with_a_clear_error():
     broker = SapBroker()
-    broker.connack = 2
+    broker.refuse = 2
 
     async def body():
         c = sap_client(broker)

@@ -476,3 +476,58 @@ def test_a_serve_task_that_swallows_a_cancel_is_cancelled_again():
 
     ms = run(main(), 5)
     assert len(swallowed) == 2 and ms < 1000, (swallowed, ms)
+
+
+def _recovers_when(break_once):
+    """A session whose first connect is refused and whose handling of that failure breaks
+    once (break_once(session) swaps a method for one that raises MemoryError): the loop
+    must go on to a second connect and reach READY. Returns (attempts, session)."""
+    attempts = []
+
+    async def connect():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError(111, "refused")
+        return Conn()
+
+    async def serve(conn):
+        s.ready()
+        await asyncio.sleep(10)
+
+    s = fast(Session(connect, serve))
+    break_once(s)
+
+    async def main():
+        t = asyncio.create_task(s.run())
+        assert await until(lambda: s.state == READY, 2000), s.state
+        assert not t.done()
+        s.stop()
+        await asyncio.wait_for(t, 2)
+
+    run(main())
+    return len(attempts), s
+
+
+def _raise_once(s, name, what):
+    real = getattr(s, name)
+
+    def broken(*args):
+        setattr(s, name, real)
+        raise MemoryError("memory allocation failed, allocating %s" % what)
+
+    setattr(s, name, broken)
+
+
+def test_a_failure_while_handling_a_failure_does_not_end_the_loop():
+    # On a full heap a failed connect can fail again in its own handling (the log line, the
+    # lazy import of tether.session_diag): that MemoryError must cost one round, not run().
+    attempts, s = _recovers_when(lambda s: _raise_once(s, "_failed", "640 bytes"))
+    assert attempts == 2
+    assert s.failures >= 1 and isinstance(s.last_error, MemoryError)
+
+
+def test_a_backoff_that_cannot_be_computed_still_waits_and_tries_again():
+    # The first failure loads tether.hal.backoff (lazily): on a full heap that import
+    # raises MemoryError. The session must wait a moment and try again, not end run().
+    attempts, s = _recovers_when(lambda s: _raise_once(s, "next_backoff_ms", "1280 bytes"))
+    assert attempts == 2 and s.failures == 1

@@ -6,7 +6,7 @@ official SDK. Runs on CPython (PYTHONPATH=lib) and on the MicroPython unix port
 (MICROPYPATH=.frozen:lib). Arguments: device_id realm pairing_base_url persistency_dir
 interfaces_dir ca_file (the test CA, PEM: Tether takes it as `ca=`, no environment).
 Extra ops for Tether's own tests: open {secret} (make the device, do not connect), stats
-(the client's counters), flush {timeout_ms}.
+(the client's counters), flush {timeout_ms}; open/connect take persistent_session.
 """
 
 import asyncio
@@ -120,7 +120,11 @@ async def main():
             return await aregister_device_with_jwt_token(device_id, realm, cmd["jwt"], url, ca=ca)
         if op in ("open", "connect"):
             if state["device"] is None:
-                dev = DeviceMqtt(device_id, realm, cmd["secret"], url, persistency, ca=ca)
+                persistent = cmd.get("persistent_session", False)
+                dev = DeviceMqtt(
+                    device_id, realm, cmd["secret"], url, persistency, ca=ca,
+                    persistent_session=persistent,
+                )  # fmt: skip
                 dev.add_interfaces_from_dir(interfaces)
                 dev.set_events_callbacks(on_connected, on_data, on_disconnected)
                 state["device"] = dev

@@ -155,3 +155,128 @@ def why(pool):
 
     log.setLevel(log.DEBUG)
     s.main(pool)
+
+
+def peak(pool=0, timeline=False):
+    """The scenario with a task that samples the live heap (after a collect) at every
+    scheduling turn: the largest sample and what the client was doing then."""
+    import asyncio
+
+    from tether.cloud.client import CloudClient
+
+    top = [0, ""]
+    trace = [(0, "")] if timeline else None
+    orig = CloudClient._begin
+
+    async def sampler(client):
+        while True:
+            h = _heap()
+            if h > top[0]:
+                top[0] = h
+                top[1] = _label(client)
+            if trace is not None and len(trace) < 60 and abs(h - trace[-1][0]) >= 64:
+                trace.append((h, top[1] if h == top[0] else _label(client)))
+            await asyncio.sleep_ms(0)
+
+    async def begin(self):
+        asyncio.create_task(sampler(self))
+        await orig(self)
+
+    out = s.out
+
+    def report(name, value):
+        if name == "result":  # before main() says "end"
+            out("peak", top[0])
+            out("peak_at", top[1])
+            for h, what in trace or ():
+                out("t", "%d %s" % (h, what))
+        out(name, value)
+
+    from tether.arduino import protocol
+
+    dec = protocol.raw_pack
+
+    def raw_pack(payload):
+        # The decoded pack is alive here: the peak inside a handler.
+        h0 = _heap()
+        pack = dec(payload)
+        h = _heap()
+        if len(pack) > 1:
+            s.out("raw_pack", "%d maps: %d B, heap before %d" % (len(pack), h - h0, h0))
+        if h > top[0]:
+            top[0] = h
+            top[1] = "raw_pack of %d maps" % len(pack)
+        return pack
+
+    protocol.raw_pack = raw_pack
+    CloudClient._begin = begin
+    s.out = report
+    s.main(pool)
+
+
+def _label(client):
+    c = client.counters
+    return "%s/%s lv=%d w=%d p=%d q=%d" % (
+        client.session.state,
+        client.session.stage,
+        c.get("last_values", 0),
+        c.get("writes", 0),
+        c.get("pushes", 0),
+        len(client.router._q),
+    )
+
+
+def steps():
+    """The live heap at every scheduling turn up to the first acknowledged push, recorded
+    into a preallocated array (the record itself allocates nothing): where connecting and
+    syncing allocate, phase by phase."""
+    import array
+    import asyncio
+
+    from tether.cloud.client import CloudClient
+
+    n = 400
+    hs = array.array("i", bytes(4 * n))
+    cs = array.array("i", bytes(4 * n))
+    k = [0]
+    states = ("idle", "stages", "connecting", "syncing", "ready", "backoff", "stopped")
+    orig = CloudClient._begin
+
+    def code(c):
+        ses = c.session
+        m = c.mqtt
+        return (
+            states.index(ses.state) * 10000
+            + (0 if m is None else 1000 if not m.connected else 2000)
+            + len(c.router._exact) * 100
+            + (10 if c.thing_id else 0)
+            + c.counters.get("last_values", 0)
+            + (5 if c.counters.get("pushes", 0) else 0)
+        )
+
+    async def sampler(client):
+        while k[0] < n and not client.counters.get("pushes", 0):
+            h = _heap()
+            c = code(client)
+            i = k[0]
+            if not i or hs[i - 1] != h or cs[i - 1] != c:
+                hs[i] = h
+                cs[i] = c
+                k[0] = i + 1
+            await asyncio.sleep_ms(0)
+
+    async def begin(self):
+        asyncio.create_task(sampler(self))
+        await orig(self)
+
+    out = s.out
+
+    def report(name, value):
+        if name == "result":
+            for i in range(k[0]):
+                out("s", "%6d %05d" % (hs[i], cs[i]))
+        out(name, value)
+
+    CloudClient._begin = begin
+    s.out = report
+    s.main(0)

@@ -56,7 +56,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = [
+__all__ = (  # a tuple: a constant of the image, where a list is built in RAM
     "ArduinoCloudClient",
     "ArduinoCloudObject",
     "CloudObject",
@@ -67,4 +67,4 @@ __all__ = [
     "DimmedLight",
     "Schedule",
     "Television",
-]
+)

@@ -26,12 +26,10 @@ def _value(rec):
 
 
 def apply_pack(client, payload, topic, last_values):
-    # Record by record: a record of the wrong shape is left out and counted by _apply,
-    # the rest of its pack still applies. Malformed CBOR still refuses the whole pack.
-    errors = []
-    records = protocol.decode_pack(payload, errors)
-    first_error = str(errors[0]) if errors else None
-    apply(client, records, topic, last_values, len(errors), first_error)
+    # Record by record: a record of the wrong shape is left out and counted, the rest of
+    # its pack still applies. Malformed CBOR still refuses the whole pack (raw_pack raises
+    # before anything is applied).
+    apply(client, protocol.raw_pack(payload), topic, last_values)
 
 
 def _keeps(client, obj, field, value, last_values):
@@ -43,23 +41,28 @@ def _keeps(client, obj, field, value, last_values):
         return False  # last values initialise what the app left unset
     if obj.on_write is None or obj.dirty:
         return True  # read-only, or a local change waiting for its acknowledgement
-    snap = client._lv_acked
-    if snap is None or snap.get(obj.name) != obj._acked:
+    if _acked_when_asked(client, obj) != obj._acked:
         return True  # pushed since the request: the reply is older than our value
     return obj.current(field) == value  # cloud wins on sync; unchanged: nothing to do
 
 
-def apply(client, records, topic, last_values, bad=0, first_error=None):
-    """Apply a SenML pack from the cloud: writes (e/i) or last values (shadow, c/dw).
+def apply(client, pack, topic, last_values):
+    """Apply a SenML pack from the cloud (protocol.raw_pack): writes (e/i) or last values
+    (shadow, c/dw).
 
     Records that fit are applied even when others in the same pack do not; the pack
-    then counts as one bad message and each refused record as a bad record (`bad` of
-    them were already refused by the decoder). on_write runs once per variable, after
-    the pack.
+    then counts as one bad message and each refused record as a bad record. on_write runs
+    once per variable, after the pack. Each map is checked (senml's rules) as it is
+    applied, and dropped from `pack` then: a pack is never held twice.
     """
     touched = []
-    unknown = 0
-    for rec in records:
+    unknown = bad = 0
+    first_error = None
+    errors = []  # records senml refused (their first error is the one logged)
+    for i in range(len(pack)):
+        rec = protocol.take_record(pack, i, errors)
+        if rec is None:
+            continue
         name = rec.get("n")
         value = _value(rec)
         if type(name) is not str or not name or value is None:
@@ -92,6 +95,9 @@ def apply(client, records, topic, last_values, bad=0, first_error=None):
             continue
         if obj not in touched:
             touched.append(obj)
+    if errors:
+        bad += len(errors)
+        first_error = str(errors[0])
     c = client.counters
     if unknown:
         c["unknown_records"] += unknown
@@ -120,16 +126,33 @@ def needs_last_values(client):
     return False
 
 
-async def request_last_values(client, thing):
+def request_last_values(client, thing):
     """Ask for the thing's last values (LastValuesBegin, or getLastValues in the legacy
-    flow), noting what each read-write variable had acknowledged: a reply value for one
-    pushed (and acknowledged) since then is older than the device's own."""
-    snap = {}
-    for obj in client.records.values():
-        if obj.on_write is not None:
-            snap[obj.name] = obj._acked
+    flow), noting what each variable had acknowledged: a reply value for one pushed (and
+    acknowledged) since then is older than the device's own. Returns the publish to await
+    (a plain function: no frame of its own while the request waits for its PUBACK)."""
+    recs = client.records
+    snap = [None] * len(recs)  # in the records' order: no dict at the connect's peak
+    i = 0
+    for obj in recs.values():
+        snap[i] = obj._acked
+        i += 1
     client._lv_acked = snap
     if client._flow == "legacy":
-        await client.publish("/a/t/" + thing + "/shadow/o", protocol.get_last_values(), 1)
-    else:
-        await client._command(protocol.last_values_begin())
+        return client.publish("/a/t/" + thing + "/shadow/o", protocol.get_last_values(), 1)
+    return client._command(protocol.last_values_begin())
+
+
+def _acked_when_asked(client, obj):
+    # The variable's acknowledged generation when last values were asked for (None: not
+    # known, e.g. a variable registered since).
+    snap = client._lv_acked
+    recs = client.records
+    if snap is None or len(snap) != len(recs):
+        return None
+    i = 0
+    for o in recs.values():
+        if o is obj:
+            return snap[i]
+        i += 1
+    return None

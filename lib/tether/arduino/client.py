@@ -158,12 +158,12 @@ class ArduinoCloudClient(Variables, CloudClient):
         self._d_ei = (dev + "e/i").encode()
         self._d_dw = (dev + "c/dw").encode()
         self._d_up = (dev + "c/up").encode()
-        self._t = None  # the thing's topics: (e/i, e/o, shadow/i) as bytes
+        self._t = None  # the thing's topics: (e/i, e/o) as bytes
         self._flow = None
         self._offered = None  # latest valid thing id the cloud offered ("" = not linked)
         self._detached = False
         self._dirty = False
-        self._lv_acked = None  # name -> acknowledged generation when last values were asked
+        self._lv_acked = None  # acknowledged generations when last values were asked (apply)
         # Optional tether.cloud.outbox.Outbox (made from `store` when run() begins): a value
         # changed while offline survives a reboot and is delivered after it.
         self.outbox = None
@@ -246,12 +246,12 @@ class ArduinoCloudClient(Variables, CloudClient):
 
     async def _attach(self, mqtt, thing):
         t = "/a/t/" + thing + "/"
-        self._t = ((t + "e/i").encode(), (t + "e/o").encode(), (t + "shadow/i").encode())
+        self._t = ((t + "e/i").encode(), (t + "e/o").encode())
         self.thing_id = thing
         self._detached = False
         await self.subscribe(self._t[0], self._on_write)
         if self._flow == _LEGACY:
-            await self.subscribe(self._t[2], self._on_shadow)
+            await self.subscribe(t + "shadow/i", self._on_shadow)
         _log.info("attached to thing %s (%s flow)", thing, self._flow)
         self.ready()
 
@@ -260,7 +260,7 @@ class ArduinoCloudClient(Variables, CloudClient):
         self.session.syncing()
         await self.unsubscribe(self._t[0])
         if self._flow == _LEGACY:
-            await self.unsubscribe(self._t[2])
+            await self.unsubscribe("/a/t/" + thing + "/shadow/i")
         _log.info("detached from thing %s", thing)
 
     def _still_attached(self, thing):

@@ -147,6 +147,28 @@ def decode_pack(payload, errors=None):
     return senml.decode(payload, max_items=_MAX_ITEMS, errors=errors)
 
 
+def raw_pack(payload):
+    """A cloud pack's maps as CBOR decoded them (their labels are checked by take_record);
+    CBORError when malformed, SenMLError when not an array (as senml.decode)."""
+    pack = cbor.loads(payload, max_items=_MAX_ITEMS)
+    if not isinstance(pack, list):
+        raise senml.SenMLError("SenML pack must be a CBOR array, got %s" % type(pack).__name__)
+    return pack
+
+
+def take_record(pack, i, errors):
+    """Record i of a raw_pack as senml.decode(errors=...) would give it, or None (its
+    SenMLError appended to errors); the map is dropped from the pack: a pack of records is
+    made one record at a time, not next to the whole decoded pack."""
+    raw = pack[i]
+    pack[i] = None
+    try:
+        return senml.check_record(raw)
+    except senml.SenMLError as exc:
+        errors.append(exc)
+        return None
+
+
 def decode_command(payload):
     """(tag, args) of a `c/dw` message, with args checked for the known tags.
 

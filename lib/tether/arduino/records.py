@@ -98,6 +98,9 @@ class CloudObject:
     interval = 1.0
     backoff = None
     args = None
+    # The client it is registered with (register() sets it): its _changed() wakes the
+    # pusher. The client itself, not a bound method: one object less per variable.
+    _client = None
 
     def __init__(
         self,
@@ -126,7 +129,6 @@ class CloudObject:
             self.backoff = backoff
         if args is not None:
             self.args = args
-        self._notify = None  # set by the client: wakes the pusher after a local change
         self._gen = 0
         self._acked = 0
         if self._FIELDS:
@@ -184,8 +186,8 @@ class CloudObject:
 
     def _changed(self):
         self._gen += 1
-        if self._notify is not None:
-            self._notify()
+        if self._client is not None:
+            self._client._changed()
 
     def __getattr__(self, attr):
         # Only called when normal lookup fails: composite fields read as attributes.

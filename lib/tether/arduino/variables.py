@@ -1,7 +1,7 @@
 """The variables side of arduino-iot-cloud-py's API, mixed into ArduinoCloudClient:
 register(), client["name"] to read and write, `in`, get(), update_systime().
 
-A variable change calls the client's _changed() (set as each object's _notify), which
+A variable change calls the client's _changed() (each object's _client is the client), which
 queues the push; scheduled variables (on_read, on_run, Tasks, Schedules) join the
 client's one scheduler.
 """
@@ -34,7 +34,7 @@ class Variables:
         if old is not None and self._sched is not None:
             self.scheduler.remove(old)
         self.records[aiotobj.name] = aiotobj
-        aiotobj._notify = self._changed
+        aiotobj._client = self
         if aiotobj.scheduled:
             self.scheduler.add(aiotobj)
         if aiotobj.dirty:

@@ -71,9 +71,10 @@ class Api:
         """Drop the TLS context until the next call: between connects the RAM is the MQTT
         connection's (a board's heap holds one TLS context comfortably, not two)."""
         self._ssl = None
-        import gc
+        if MICROPYTHON:  # CPython frees it by reference counting; a full collection there
+            import gc  # costs 10-100 ms of the connect (the whole heap is walked)
 
-        gc.collect()
+            gc.collect()
 
     async def call(self, method, path, token, body=None):
         from tether import http

@@ -13,10 +13,12 @@ valid or in its last quarter: tether.astarte.certificate) and knows the broker; 
 mutual TLS, MQTT 3.1.1, empty client id, clean session, keepalive 60; SUBSCRIBE QoS 2
 control/consumer/properties and every server-owned interface; introspection; emptyCache;
 every stored device property; producer/properties (big-endian header); on_connected.
+persistent_session=True (not in SDK 0.14; the Rust SDK's way): client id "realm/device_id"
+and, after a first full resync, CleanSession 0; a kept session skips it (tether.astarte.sync).
 
 Sends are synchronous, as in the SDK: checked against the interface, encoded, queued, and
 published in order by serve() with the mapping's QoS. Unlike the SDK nothing raises
-DeviceDisconnectedError: a property is stored and goes out with the next resync; a
+DeviceDisconnectedError: a property is stored and goes out with the next connection; a
 guaranteed or unique datastream waits (in the flash outbox when the client has a `store`,
 else in RAM, at most QUEUE_MAX); an unreliable one is dropped and counted. A server message
 that does not fit (bad BSON, wrong type, unknown interface, a purge-list bomb) is counted in
@@ -86,13 +88,15 @@ class DeviceMqtt(CloudClient):
         key=None,
         key_cert=None,
         se=None,
+        persistent_session=False,
     ):
         persistency_dir = str(persistency_dir)
         if not _isdir(persistency_dir):
             raise PersistencyDirectoryNotFoundError("%s is not a directory" % persistency_dir)
-        CloudClient.__init__(
-            self, "", "", 8883, keepalive=keepalive, sync_mode=sync_mode, store=store
-        )
+        # A persistent session needs a client id (the Rust SDK's "realm/device_id")
+        cid = realm + "/" + device_id if persistent_session else ""
+        CloudClient.__init__(self, cid, "", 8883, keepalive=keepalive, sync_mode=sync_mode)
+        self.store = store
         from tether.astarte.properties import makedirs
 
         here = persistency_dir.rstrip("/") + "/" + device_id
@@ -124,6 +128,9 @@ class DeviceMqtt(CloudClient):
         self.properties = database
         self.interfaces = {}  # name -> Interface, in the order added
         self._base = realm + "/" + device_id
+        self._persist = persistent_session  # CleanSession 0 once synced (tether.astarte.sync)
+        self._synced = None  # the introspection of the last full resync (None: none yet)
+        self._changed = []  # "iface/path" of device properties the server has not got yet
         self._q = []  # [topic bytes, payload, qos, is_property]
         self._online = False
         self._stopping = False
@@ -137,6 +144,7 @@ class DeviceMqtt(CloudClient):
         c["dropped_unreliable"] = 0  # unreliable datastreams sent while offline
         c["dropped_queue_full"] = 0  # the RAM queue was full: the oldest went
         c["purged"] = 0  # server properties removed by a consumer purge list
+        c["resumed"] = 0  # connects on a kept session: no resync
         st = self.session.stages  # pairing after wifi/time, before the broker's DNS
         i = 0
         while i < len(st) and not (isinstance(st[i], tuple) and st[i][0] == "dns"):
@@ -246,9 +254,7 @@ class DeviceMqtt(CloudClient):
         data = codec.encode(m, payload, timestamp)
         if iface.type == "properties":
             self.properties.store_prop(iface.name, iface.version_major, interface_path, payload)
-            if self._online:  # offline: the next resync sends every stored property
-                self._put(iface.name + interface_path, data, 2, True)
-            return
+            return self._prop(iface.name + interface_path, data)
         self._stream(iface.name + interface_path, data, m.qos)
 
     def send_aggregate(self, interface_name, interface_path, payload, timestamp=None):
@@ -272,8 +278,7 @@ class DeviceMqtt(CloudClient):
         if not m.allow_unset:
             raise ValidationError("%s%s: allow_unset is false" % (iface.name, m.endpoint))
         self.properties.delete_prop(iface.name, interface_path)
-        if self._online:  # offline: the next producer purge list tells the server
-            self._put(iface.name + interface_path, b"", 2, True)
+        self._prop(iface.name + interface_path, b"")
 
     # -- more than the SDK -------------------------------------------------------------
 
@@ -333,6 +338,12 @@ class DeviceMqtt(CloudClient):
         q.append(((self._base + "/" + suffix).encode(), data, qos, prop))
         self.wake()
 
+    def _prop(self, suffix, data):
+        if self._online:
+            self._put(suffix, data, 2, True)
+        else:  # stored: the next connection sends it (sync.send_changed) or all (resync)
+            sync.changed(self, suffix)
+
     def _box(self):
         if self._outbox is None and self.store is not None:
             from tether.cloud.outbox import Outbox
@@ -358,7 +369,7 @@ class DeviceMqtt(CloudClient):
 
     async def serve(self):
         try:
-            await sync.resync(self)
+            await sync.after_connack(self)
             self._online = True
             self.ready()
             self.wake()  # a wait() on `connected` re-checks (the base does not pulse here)

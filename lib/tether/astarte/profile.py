@@ -3,7 +3,7 @@
     {"cloud": "astarte", "device_id": "V_zv6ThCCtXWveQ8mPjsKg",
      "astarte": {"realm": "myrealm", "pairing_url": "https://api.example.com/pairing",
                  "interfaces": "interfaces", "persistency_dir": "astarte",
-                 "ca": "astarte_ca.der", "ignore_ssl_errors": false,
+                 "ca": "astarte_ca.der", "ignore_ssl_errors": false, "persistent_session": true,
                  "key": "se05x:token=0x00000064", "key_cert": "se05x:token=0x00000065"},
      "keepalive": 60}
 
@@ -64,6 +64,7 @@ def make_client(settings):
         keepalive=settings.get("keepalive", 60),
         key=a.get("key"),
         key_cert=a.get("key_cert"),
+        persistent_session=bool(a.get("persistent_session", False)),
     )
     client.add_interfaces_from_dir(_join(base, a.get("interfaces", "interfaces")))
     servers = (settings.get("time") or {}).get("servers")

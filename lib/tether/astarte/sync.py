@@ -5,8 +5,13 @@ resync after CONNACK, the send queue, and the server's messages.
   CSR) a board drops again before the connection needs the RAM.
 - tls_context(d), CertLife: the MQTT connection's TLS context (native from DER on
   MicroPython) and the certificate's end for the base's planned reconnect.
-- resync(d): SUBSCRIBE QoS 2 consumer/properties and each server-owned interface,
-  introspection, emptyCache, every stored device property, producer/properties.
+- after_connack(d): the full resync (SUBSCRIBE QoS 2 consumer/properties and each
+  server-owned interface, introspection, emptyCache, every stored device property,
+  producer/properties), or, on a persistent session the broker kept (session present) whose
+  introspection is the one last synced in full by this object, only the properties changed
+  since (their value now, or an unset): the protocol's "no further actions" plus its "publish
+  the properties changed while offline". CleanSession 0 is asked for only then: the first
+  connect of an object (a boot) and any after an interface change are clean and full.
 - drain(d) / spill(d): the send queue in order; what a dead connection leaves.
 - on_message / on_purge: server values checked, stored (properties), delivered.
 """
@@ -21,7 +26,17 @@ from tether.compat import MICROPYTHON, ticks_diff, ticks_ms, unload_since
 _log = log.getLogger("astarte")
 
 
+def choose_clean(d):
+    """CleanSession for the next connect (before each): 0 only when a session the broker
+    kept would be trusted (the base reads `clean_session` when it makes the MQTT client)."""
+    intro = codec.introspection(d.interfaces.values())
+    d.clean_session = not (d._persist and d._synced == intro)
+    if d.mqtt is not None:
+        d.mqtt._clean = d.clean_session
+
+
 async def pairing_stage(d):
+    choose_clean(d)
     if not MICROPYTHON:
         from tether.astarte.certificate import stage
 
@@ -123,17 +138,41 @@ def tls_context(d):
     )
 
 
-async def resync(d):
+def routes(d):
+    """The routes of the subscriptions (the base cleared them; a kept session keeps the
+    subscriptions): made before anything awaits, so nothing the broker sends is unrouted."""
     b = d._base
-    await d.subscribe(b + "/control/consumer/properties", d._on_purge, 2)
+    filts = [b + "/control/consumer/properties"]
+    d.router.add(filts[0], d._on_purge)
     for iface in d.interfaces.values():
         if iface.ownership == "server":
-            await d.subscribe("%s/%s/#" % (b, iface.name), d._on_message, 2)
+            filts.append("%s/%s/#" % (b, iface.name))
+            d.router.add(filts[-1], d._on_message)
     d.router.add(b + "/#", d._on_message)  # anything else a broker sends: refused
-    await d.publish(b.encode(), codec.introspection(d.interfaces.values()).encode(), 2)
+    return filts
+
+
+async def after_connack(d):
+    filts = routes(d)
+    intro = codec.introspection(d.interfaces.values())
+    if getattr(d.mqtt, "session_present", False) and d._synced == intro:
+        d.counters["resumed"] += 1
+    else:
+        d._synced = None
+        await resync(d, filts, intro)
+        d._synced = intro
+    await send_changed(d)
+
+
+async def resync(d, filts, intro):
+    b = d._base
+    for filt in filts:
+        await d.mqtt.subscribe(filt, 2)
+    await d.publish(b.encode(), intro.encode(), 2)
     await d.publish((b + "/control/emptyCache").encode(), b"1", 2)
     names = []
     db = d.properties
+    d._changed = []  # what changes from now on is sent after the snapshot below
     for name, major, path, value in db.load_all_props():
         iface = d.interfaces.get(name)
         if iface is None or iface.version_major != major:
@@ -147,6 +186,30 @@ async def resync(d):
             names.append(name + path)
     payload = codec.purge_payload(names)
     await d.publish((b + "/control/producer/properties").encode(), payload, 2)
+
+
+def changed(d, key):
+    """A device property ("iface/path") changed while offline (or its message was not
+    acknowledged): kept in the order of the last change, sent by send_changed()."""
+    ch = d._changed
+    if key in ch:
+        ch.remove(key)
+    ch.append(key)
+
+
+async def send_changed(d):
+    while d._changed:
+        key = d._changed[0]
+        i = key.find("/")
+        name, path = key[:i], key[i:]
+        iface = d.interfaces.get(name)
+        m = iface.mapping(path) if iface is not None else None
+        if m is not None:
+            value = d.properties.load_prop(name, iface.version_major, path)
+            payload = b"" if value is None else codec.encode(m, value)
+            await d.publish((d._base + "/" + key).encode(), payload, 2)
+        if d._changed and d._changed[0] == key:  # not changed again meanwhile
+            d._changed.pop(0)
 
 
 async def drain(d):
@@ -195,12 +258,13 @@ def _boxed(d):
 
 
 def spill(d):
-    # The connection is gone: properties go out with the next resync (they are stored),
+    # The connection is gone: properties go out with the next connection (they are stored),
     # unreliable datastreams are dropped, the others wait (in the outbox with a store).
     keep = []
     ob = d._box()
     for e in d._q:
-        if e[3]:
+        if e[3]:  # a property: its value now goes out with the next connection
+            changed(d, e[0][len(d._base) + 1 :].decode())
             continue
         if not e[2]:
             d.counters["dropped_unreliable"] += 1

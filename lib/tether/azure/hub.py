@@ -35,7 +35,7 @@ from tether.azure.exceptions import (
 from tether.azure.features import C2D, DESIRED, METHODS, TWIN, Features
 from tether.azure.models import Message
 from tether.cloud.client import CloudClient
-from tether.compat import MICROPYTHON, const
+from tether.compat import MICROPYTHON, const, ticks_diff, ticks_ms
 
 _log = log.getLogger("azure")
 
@@ -188,17 +188,20 @@ class HubClient(Features, CloudClient):
         f0 = s.failures
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(CloudClient.run(self))
-        waited = 0
+        t0 = ticks_ms()
         while not self.connected:
             if s.failures > f0:
                 err = s.last_error
                 await self._halt()
                 raise refused(err)
+            waited = ticks_diff(ticks_ms(), t0)
             if waited >= self.CONNECT_TIMEOUT_MS:
                 await self._halt()
                 raise OperationTimeout("not connected in %d ms" % waited)
-            await asyncio.sleep(0.02)
-            waited += 20
+            if self._until is None:  # its task has not begun yet: wait() would refuse
+                await asyncio.sleep(0.01)
+            else:  # serve() wakes this once up; a failed round shows within 20 ms
+                await self.wait(lambda: self.connected, 20)
 
     def run(self):
         """The base's run(), for a caller that runs the client itself (the firmware, or

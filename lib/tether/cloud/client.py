@@ -4,36 +4,31 @@ A profile subclasses it and writes only its protocol:
 
     class MyCloud(CloudClient):
         MAX_PACKET = 2048                      # the largest packet this cloud sends
-
         def tls_context(self):                 # built once, on the first connect
             return None                        # plain TCP (or a tls.SSLContext)
-
         async def serve(self):                 # once per connection
             await self.subscribe("down/+", self.on_down)
             self.ready()                       # connected and synced
             while await self.wait(lambda: False, 60000) is False:
                 pass                           # or push pending values
-
         async def on_down(self, topic, payload):   # runs outside the MQTT reader
             await self.publish(b"up", payload)     # so it may await
 
-Seams for the firmware and apps: docs/architecture.md ("the profile interface"). For the profile
-it keeps one tether.session.Session; ONE MQTTClient per client, made at the first connect and
-reused (receive buffer and TLS context allocated once); a credentials provider minted before
-every connect, renewed as planned before it expires (tether.cloud.connect: loaded at the first
-connect, dropped again on MicroPython without a provider); the topic router and its handler
-queue; one timer task that runs the periodic callbacks (the scheduler is made with the first)
-and ends every wait(): waits take integer ms and a predicate and are woken by one event pulsed
-on every message, local change and deadline (no task or wait_for per wait). Sync: cloud.sync.
+Seams for the firmware and apps: docs/architecture.md ("the profile interface"). It keeps
+one tether.session.Session (its monitor runs in the timer task below); ONE MQTTClient, made
+at the first connect and reused; credentials minted before every connect and renewed before
+they expire (tether.cloud.connect, loaded at the first connect); the topic router and its
+handler queue; one timer task for the periodic callbacks (the scheduler is made with the
+first) that also ends every wait(): waits take integer ms and a predicate, woken by one
+event pulsed on every message, local change and deadline. Sync mode: tether.cloud.sync.
 """
 
 import asyncio
 import sys
 
 if __file__.endswith(".py"):
-    # From source, the MQTT modules compile first, while the heap is emptiest: the compiler
-    # needs room for a module's parse tree (min heap 234 -> ~190 KB). From .mpy they load at
-    # the first connect; frozen ones land here too (__file__ ends in .py), same connected heap.
+    # From source, the MQTT modules compile first while the heap is emptiest (min heap 234
+    # -> ~190 KB). Frozen too: loaded at the first connect, they fragment the heap more.
     import tether.mqtt  # noqa: F401
 
 from tether import log
@@ -95,6 +90,7 @@ class CloudClient:
             backoff_min_ms=self.BACKOFF_MIN_MS,
             backoff_max_ms=self.BACKOFF_MAX_MS,
             guard=guard,
+            monitor_ms=None,  # its monitor runs in this client's timer task (_tick)
         )
         self.session.add_stage("time", self._time_stage, self.ntp_timeout_ms * 3)
         self.session.add_stage("dns", self._resolve, self.DNS_TIMEOUT_MS)
@@ -302,8 +298,12 @@ class CloudClient:
                     await sleep_ms(0)  # the woken re-arm before the next sleep is chosen
                     continue
                 wait = min(wait, left)
+            ses = self.session
+            d = ses.monitor(now)  # while connected (<= 1 s apart): sync deadline, watchdog
+            if d is not None:
+                asyncio.create_task(d)  # diagnostics are due
             r = self._renew_at
-            if r is not None and self.session.conn is not None:
+            if r is not None and ses.conn is not None:
                 left = ticks_diff(r, now)
                 if left <= 0:
                     from tether.cloud.connect import renew

@@ -1,10 +1,12 @@
 """What the cloud base needs from the first connect on, loaded then (tether.cloud.client):
 the one MQTT client, credentials minted per connect, the planned renewal.
 
-- make_mqtt(client): the TLS context is built once (profile hook tls_context()); on
-  MicroPython the tether modules that building it imported are dropped again before the
-  handshake needs the RAM, and a verifying tlsctx context is unwrapped into
-  tether.cloud.tls._NoDelay (the wrapper would keep all of tlsctx alive for one method).
+- make_mqtt(client): CleanSession from the client's `clean_session` attribute (default
+  True; a profile may change `client.mqtt._clean` between connects, and reads
+  `client.mqtt.session_present` after each). The TLS context is built once (profile hook
+  tls_context()); on MicroPython the tether modules that building it imported are dropped
+  again before the handshake needs the RAM, and a verifying tlsctx context is unwrapped
+  into tether.cloud.tls._NoDelay (the wrapper would keep all of tlsctx alive for one method).
   A client without a credentials provider needs nothing here after that: on MicroPython
   the base drops this module again after the first connect.
 - login(client, m): `credentials.mint(now)` before every connect; a credential with
@@ -65,7 +67,7 @@ def make_mqtt(client):
         keepalive=client.keepalive,
         ssl=ctx,
         server_hostname=client.server_hostname(),
-        clean_session=True,
+        clean_session=getattr(client, "clean_session", True),
         max_packet=client.MAX_PACKET,
         on_message=client.router.post,
         bytes_topics=True,

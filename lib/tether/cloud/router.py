@@ -155,5 +155,7 @@ class Router:
                     on_error(topic, exc)
                 if on_done is not None:
                     on_done()
+            # Not kept alive by this frame while it waits: the last message's bytes.
+            h = topic = payload = r = None
             ev.clear()
             await ev.wait()

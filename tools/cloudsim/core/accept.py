@@ -25,6 +25,7 @@ KEEPALIVE_FACTOR = 1.5  # protocols.md §1.7 item 8
 _WATCH_PERIOD_S = 0.2
 _CONNECT_TIMEOUT_S = 10  # a connection that sends no CONNECT is closed after this
 _UNACCEPTABLE_PROTOCOL = 1  # CONNACK return codes (MQTT 3.1.1 §3.2.2.3)
+_IDENTIFIER_REJECTED = 2
 _NOT_AUTHORIZED = 5
 
 
@@ -125,6 +126,7 @@ class Listeners:
                 writer.write(bytes([0x20, 2, 0, code]))
                 await asyncio.wait_for(writer.drain(), 5)
                 return
+            await self._forget_clean(s)
             await self._broker.external_connected(
                 TimedReader(reader, s, connect.encode(s.key)),
                 StreamWriterAdapter(writer),
@@ -144,6 +146,15 @@ class Listeners:
                 del self.sessions[s.key]
                 self._ended(s)
 
+    async def _forget_clean(self, s):
+        """amqtt drops a CleanSession 1 session up to a second after it ended and would let
+        a CleanSession 0 connect meanwhile resume it (session present, the subscriptions of
+        a session that should be gone): a real broker ends it with its connection
+        [MQTT-3.1.2-6]."""
+        old = self._broker._sessions.get(s.key)
+        if old is not None and old[0].clean_session and s.key not in self.sessions:
+            await self._broker._delete_session(s.key)
+
     async def _check(self, s, connect, writer):
         """0 if the CONNECT may go on, else the CONNACK return code to refuse it with."""
         s.client_id = connect.client_id
@@ -155,6 +166,10 @@ class Listeners:
             return _NOT_AUTHORIZED
         s.username, s.password = connect.username, connect.password
         s.clean_session = connect.clean_session
+        if not connect.client_id and not connect.clean_session:
+            # [MQTT-3.1.3-8], as VerneMQ and mosquitto: a session needs a name to be found by
+            self._event(s, s.client_id, "refused", "empty client id with CleanSession 0")
+            return _IDENTIFIER_REJECTED
         if s.listener.tls in ("mutual", "mutual-required"):
             ssl_object = writer.get_extra_info("ssl_object")
             s.peer_cert = ssl_object.getpeercert(binary_form=True) if ssl_object else None

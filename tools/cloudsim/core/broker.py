@@ -223,8 +223,20 @@ class MqttFront(Listeners):
             dev.keepalive = s.keepalive
             dev.connects += 1
             dev.subscriptions = set()
-        self._event(s, dev.id, "connected", "%s auth, keepalive %s s" % (s.auth, s.keepalive))
+        resumed = bool(getattr(s.amqtt, "parent", 0))
+        self._event(
+            s,
+            dev.id,
+            "connected",
+            "%s auth, keepalive %s s%s"
+            % (s.auth, s.keepalive, ", session present" if resumed else ""),
+        )
         self._hook(s, "on_connect", s)
+        if resumed:  # the session's subscriptions are the device's again (and the plug-in's)
+            for flt, subs in self._broker._subscriptions.items():
+                for x, qos in subs:
+                    if x.client_id == s.key:
+                        self.subscribed(s, flt, qos)
 
     def _ended(self, s):
         if not s.clean_session:
@@ -301,6 +313,24 @@ class MqttFront(Listeners):
         qos = granted if qos is None else min(qos, granted)
         await handler.mqtt_publish(topic, bytes(payload), qos, retain=False)
         return True
+
+    async def clear_session(self, device_id, cloud=None, timeout=5):
+        """Abort the device's connection(s) and forget its persistent session: its next
+        CONNACK says no session present (Astarte's way to make a device resync)."""
+        keys = set()
+        for s in list(self.sessions.values()) + list(self._offline.values()):
+            if s.device.id == device_id and (cloud is None or s.plugin.name == cloud):
+                keys.add(s.key)
+                s.transport.abort()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(k in self.sessions for k in keys):  # amqtt ends the connection first
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the connection of %s did not end" % device_id)
+            await asyncio.sleep(0.01)
+        for key in keys:
+            self._offline.pop(key, None)
+            await self._broker._delete_session(key)
+        return bool(keys)
 
     def drop(self, device_id, cloud=None):
         """Abort the device's connection(s) (no DISCONNECT, like a network loss)."""

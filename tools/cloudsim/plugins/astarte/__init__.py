@@ -49,6 +49,7 @@ class AstarteDevice(Device):
         self.rejected = []  # (topic, reason)
         self.purges = []  # producer purge lists: {"entries", "header", "purged"}
         self.empty_cache = 0
+        self.introspections = 0  # introspection messages received (a resumed session: none)
         self.capabilities = None
         self.sub_qos = {}  # filter -> granted QoS
 
@@ -350,6 +351,12 @@ class AstartePlugin(Plugin):
         doc = {"v": value} if timestamp is None else {"v": value, "t": timestamp}
         value, timestamp = ifc.check_message(iface, path, doc)
         return self.front.call(self.mqtt.server_message, dev, iface, path, value, timestamp)
+
+    def clear_session(self, device_id):
+        """Disconnect the device and clear its MQTT session, as Astarte does when it lost
+        track of the device: it must resync (session present false at its next connect)."""
+        self._dev(device_id)
+        return self.front.call(self.front.mqtt.clear_session, device_id, CLOUD)
 
     def seed_device_property(self, device_id, interface, path, value):
         """A device-owned property the server remembers and the device does not (say, after

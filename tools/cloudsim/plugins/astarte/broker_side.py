@@ -137,6 +137,7 @@ class MqttSide:
             return self._reject(dev, dev.base, "bad introspection: %s" % exc)
         with self.front.registry.lock:
             dev.introspection = found
+            dev.introspections += 1
         self._event(dev, "introspection", text)
         for name, (major, _) in sorted(found.items()):
             if self.plugin.interface(name, major) is None:
