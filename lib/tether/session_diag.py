@@ -1,9 +1,8 @@
 """What a tether.session.Session needs only when a connect fails or someone asks how it
 is doing, loaded then: which stage a connect error belongs to, the diagnostics dict."""
 
+import gc
 import sys
-
-from tether.session import heap_free
 
 
 def connect_stage_of(exc):
@@ -48,7 +47,7 @@ def diagnostics(session):
         "failures_by_stage": dict(session.failures_by_stage),
         "connection_lost": session.connection_lost,
         "last_error": None if session.last_error is None else repr(session.last_error),
-        "heap_free": heap_free(),
+        "heap_free": gc.mem_free() if hasattr(gc, "mem_free") else None,
         "heap_min": session.heap_min,
     }
     st = session.store

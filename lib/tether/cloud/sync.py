@@ -4,11 +4,10 @@ mode (tether.cloud.client)."""
 
 import asyncio
 
-from tether.cloud.client import sleep_ms
-
 
 async def _pause_ms(ms):
-    await sleep_ms(ms)  # run_until_complete needs a coroutine; MicroPython's sleep_ms is not
+    # run_until_complete needs a coroutine; MicroPython's sleep_ms is not one
+    await (asyncio.sleep_ms(ms) if hasattr(asyncio, "sleep_ms") else asyncio.sleep(ms / 1000))
 
 
 def start(client):
