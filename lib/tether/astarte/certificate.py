@@ -18,19 +18,10 @@ import os
 from tether import log
 from tether.astarte.errors import APIError, AuthorizationError, DeviceAlreadyRegisteredError
 from tether.astarte.properties import makedirs
+from tether.astarte.sync import read_ca
 from tether.compat import MICROPYTHON, build_once, ticks_ms
 
 _log = log.getLogger("astarte")
-
-
-def read_ca(ca):
-    """CA bytes (PEM or DER) from bytes, PEM text or a file path; None stays None."""
-    if ca is None or isinstance(ca, (bytes, bytearray)):
-        return ca
-    if "-----BEGIN" in ca:
-        return ca.encode()
-    with open(ca, "rb") as f:
-        return f.read()
 
 
 class Api:

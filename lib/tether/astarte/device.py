@@ -48,15 +48,6 @@ _log = log.getLogger("astarte")
 _LOST = 7  # on_disconnected's rc for a connection lost (paho's MQTT_ERR_CONN_LOST)
 
 
-def _read_ca(ca):
-    if ca is None or isinstance(ca, (bytes, bytearray)):
-        return ca
-    if "-----BEGIN" in ca:
-        return ca.encode()
-    with open(ca, "rb") as f:
-        return f.read()
-
-
 def _isdir(path):
     try:
         return os.stat(path)[0] & 0x4000 != 0
@@ -107,7 +98,7 @@ class DeviceMqtt(CloudClient):
         # needs is kept here, the certificate and key as the last stage left them.
         self._secret = credentials_secret
         self._pairing_url = pairing_base_url
-        self._ca = _read_ca(ca)
+        self._ca = sync.read_ca(ca)
         self._crypto = here + "/crypto"
         self.pairing = None  # the last stage's Pairing (CPython keeps it; a board drops it)
         self._key_pem = self._cert_pem = None

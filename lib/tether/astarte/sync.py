@@ -58,6 +58,16 @@ async def pairing_stage(d):
         gc.collect()
 
 
+def read_ca(ca):
+    """CA bytes (PEM or DER) from bytes, PEM text or a file path; None stays None."""
+    if ca is None or isinstance(ca, (bytes, bytearray)):
+        return ca
+    if "-----BEGIN" in ca:
+        return ca.encode()
+    with open(ca, "rb") as f:
+        return f.read()
+
+
 def pem_ders(data):
     """The DER of every PEM block in data (DER bytes as they are); ValueError if corrupt.
     Without tether.der/certs: on a board the pairing stage and the MQTT context are built
