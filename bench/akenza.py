@@ -171,19 +171,9 @@ def connected_heap_kb(script, lib, cfg_path, heap_kb=256, done="DONE True 20 1 0
 
 
 def smallest_heap(script, mpy, cfg_path, lo=32, hi=256, step=4, done="DONE True 20 1 0"):
-    def ok(kb):
-        out = _mp(script, mpy, [cfg_path], kb, 40)
-        return done in out
+    from bench.heapsearch import smallest
 
-    if not ok(hi):
-        return None
-    while hi - lo > step:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return smallest(lambda kb: done in _mp(script, mpy, [cfg_path], kb, 40), lo, hi, step)
 
 
 def _hwm_kb(pid):

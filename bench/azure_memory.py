@@ -218,20 +218,12 @@ def import_costs(lib, tmp):
 
 
 def smallest_heap(sim, azure, script, lib, tmp, lo=32, hi=256, step=4):
-    def ok(kb):
-        return any(_trial(sim, azure, script, lib, kb, tmp) for _ in range(2))
+    from bench.heapsearch import smallest, twice
 
-    while not ok(hi):
-        lo, hi = hi, hi * 2
-        if hi > 2048:
-            return None
-    while hi - lo > step:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    def ok(kb):
+        return _trial(sim, azure, script, lib, kb, tmp)
+
+    return smallest(twice(ok), lo, hi, step, grow_to=2048)
 
 
 def run():

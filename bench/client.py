@@ -209,18 +209,11 @@ class Bench:
             probes.append([kb, good])
             return good
 
-        while not ok(hi):
-            lo, hi = hi, hi * 2
-            if hi > 8192:
-                return {"kb": None, "probes": probes, "note": "no heap size up to 8 MB worked"}
-        if ok(lo):
-            return {"kb": lo, "probes": probes, "note": "the lower bound itself passed"}
-        while hi - lo > step:
-            mid = (lo + hi) // 2
-            if ok(mid):
-                hi = mid
-            else:
-                lo = mid
+        from bench.heapsearch import smallest
+
+        hi = smallest(ok, lo, hi, step, grow_to=8192)
+        if hi is None:
+            return {"kb": None, "probes": probes, "note": "no heap size up to 8 MB worked"}
         # A GC heap near its limit fragments differently from run to run: confirm twice,
         # and step up until two runs in a row pass.
         for _ in range(5):

@@ -225,23 +225,12 @@ def device(script, lib, mode, heap_kb=None, timeout=30):
 def smallest_heap(script, lib, lo=32, hi=512, step=4):
     """Smallest -X heapsize (KB) that finishes the scenario (a failure is tried twice)."""
 
-    def ok(kb):
-        for _ in range(2):
-            if "DONE %d" % WRITES in device(script, lib, "scenario", kb, 15):
-                return True
-        return False
+    from bench.heapsearch import smallest, twice
 
-    while not ok(hi):
-        lo, hi = hi, hi * 2
-        if hi > 4096:
-            return None
-    while hi - lo > step:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    def ok(kb):
+        return "DONE %d" % WRITES in device(script, lib, "scenario", kb, 15)
+
+    return smallest(twice(ok), lo, hi, step, grow_to=4096)
 
 
 def import_cost(script, lib):

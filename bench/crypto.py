@@ -217,15 +217,9 @@ def _heap_ok(tmp, what, kb):
 
 def smallest_heap(tmp, what, lo=2, hi=256):
     """Smallest -X heapsize in KB (1 KB steps) in which `what` succeeds."""
-    if not _heap_ok(tmp, what, hi):
-        return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _heap_ok(tmp, what, mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    from bench.heapsearch import smallest
+
+    return smallest(lambda kb: _heap_ok(tmp, what, kb), lo, hi)
 
 
 def _heap_figures(rsa_ints):

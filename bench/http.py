@@ -164,16 +164,12 @@ def _fail(proc):
 def _smallest_heap(script, args, d, mpy, only):
     argfile = d / ("args-%s.json" % only)
     argfile.write_text(json.dumps(dict(args, only=only)))
-    lo, hi = 16, 256  # KB: hi must work
-    if _run("unix", script, argfile, mpy, "%dk" % hi) is None:
-        return None
-    while hi - lo > 2:
-        mid = (lo + hi) // 2
-        if _run("unix", script, argfile, mpy, "%dk" % mid) is None:
-            lo = mid
-        else:
-            hi = mid
-    return hi * 1024
+    from bench.heapsearch import smallest
+
+    kb = smallest(
+        lambda kb: _run("unix", script, argfile, mpy, "%dk" % kb) is not None, 16, 256, 2
+    )
+    return None if kb is None else kb * 1024
 
 
 def _sizes():

@@ -192,15 +192,11 @@ def _reference(ec_key, rsa_key, n):
 
 def _min_heap(script, mpy_dir, what, tmp, lo=8, hi=256):
     """Smallest -X heapsize (KB) in which `what` runs once; None if even hi fails."""
-    if _unix(script, mpy_dir, what, 1, tmp, heap=hi) is None:
-        return None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _unix(script, mpy_dir, what, 1, tmp, heap=mid) is not None:
-            hi = mid
-        else:
-            lo = mid + 1
-    return hi
+    from bench.heapsearch import smallest
+
+    return smallest(
+        lambda kb: _unix(script, mpy_dir, what, 1, tmp, heap=kb) is not None, lo - 1, hi
+    )
 
 
 IMPORT_SCRIPT = """
