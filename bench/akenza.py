@@ -150,6 +150,28 @@ OWN_AKENZA = ["tether.akenza", "tether.akenza.client", "tether.akenza.credential
               "tether.p256_table"]  # fmt: skip
 
 
+IMPORT_SCRIPT = """
+import gc, sys
+gc.collect()
+b = gc.mem_alloc()
+exec(sys.argv[1])
+gc.collect()
+print("IMPORT", gc.mem_alloc() - b)
+"""
+
+
+def import_heap_kb(tmp, lib, statement):
+    """Heap (KB) a fresh interpreter holds after the user's import line, e.g.
+    `from tether.akenza import AkenzaClient` (all it loads, the core included)."""
+    script = Path(tmp) / "import.py"
+    script.write_text(IMPORT_SCRIPT)
+    out = _mp(script, lib, [statement])
+    for line in out.splitlines():
+        if line.startswith("IMPORT "):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(out[-2000:])
+
+
 def own_modules_kb(tmp, mpy, names):
     """Heap (KB, .mpy) that a cloud's own resident modules cost over the cloud base."""
     script = Path(tmp) / "own.py"
@@ -247,6 +269,7 @@ def run(quick=False):
         ms, rss = _rss_run(cmd, mp_env, sim, "dev-ec")
         rows["tether_example_unix_mpy_first_uplink_ms"] = ms
         rows["tether_example_unix_mpy_rss_kb"] = rss
+        rows["import_mpy_kb"] = import_heap_kb(tmp, mpy, "from tether.akenza import AkenzaClient")
         rows["own_modules_mpy_kb"] = own_modules_kb(tmp, mpy, OWN_AKENZA)
         if not quick:
             cfg = tmp / "cfg.json"

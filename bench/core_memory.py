@@ -9,6 +9,7 @@ plays the cloud. Figures:
 
 - smallest `-X heapsize` (KB) that finishes the scenario, library from .mpy and from .py;
 - heap `import tether.arduino` costs (.mpy and .py);
+- heap in use at the end of the scenario, still connected (.mpy);
 - free heap after the 1st and after the 51st connection when 50 reconnects are forced.
 
 `run()` returns the rows; tests/test_arduino_memory.py holds them to the recorded figures.
@@ -85,6 +86,8 @@ async def main():
         return
     if mode == "scenario":
         if await wait(lambda: writes[0] >= %(writes)d and not client.records["v9"].dirty, "w"):
+            gc.collect()
+            print("HEAP", gc.mem_alloc())  # still connected: what the client keeps
             print("DONE", client.counters["writes"])
     else:
         n0 = client.counters["reconnects"]
@@ -241,6 +244,15 @@ def import_cost(script, lib):
     return int(m.group(1))
 
 
+def connected_heap(script, lib, heap_kb=256):
+    """Heap in use (B) at the end of the scenario, still connected (after gc.collect)."""
+    out = device(script, lib, "scenario", heap_kb, 30)
+    m = re.search(r"HEAP (\d+)", out)
+    if not (m and "DONE %d" % WRITES in out):
+        raise RuntimeError(out[-3000:])
+    return int(m.group(1))
+
+
 def reconnect_drift(script, lib, heap_kb=256):
     out = device(script, lib, "reconnects", heap_kb, 120)
     m1 = re.search(r"FIRST (\d+)", out)
@@ -257,6 +269,7 @@ def measure(lib_src, tmp, quick=False):
     with environment(tmp) as (script, _cloud):
         res["import_mpy"] = import_cost(script, mpy)
         res["import_py"] = import_cost(script, lib_src)
+        res["connected_mpy"] = connected_heap(script, mpy)
         res["heap_mpy_kb"] = smallest_heap(script, mpy)
         if not quick:
             res["heap_py_kb"] = smallest_heap(script, lib_src)

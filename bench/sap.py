@@ -148,12 +148,20 @@ OWN_SAP = ["tether.sap", "tether.sap.acks", "tether.sap.client"]
 
 
 def unix_rows(tmp, cfg_path):
-    from bench.akenza import LIB, compile_mpy, connected_heap_kb, own_modules_kb, smallest_heap
+    from bench.akenza import (
+        LIB,
+        compile_mpy,
+        connected_heap_kb,
+        import_heap_kb,
+        own_modules_kb,
+        smallest_heap,
+    )
 
     mpy = compile_mpy(Path(tmp) / "mpy")
     script = Path(tmp) / "heap.py"
     script.write_text(HEAP_SCRIPT)
     return [
+        ("import_mpy_kb", import_heap_kb(tmp, mpy, "from tether.sap import SAPIoTClient")),
         ("own_modules_mpy_kb", own_modules_kb(tmp, mpy, OWN_SAP)),
         ("heap_mpy_kb_connect_20_measures_acked", smallest_heap(script, mpy, cfg_path,
                                                                  done=HEAP_DONE)),

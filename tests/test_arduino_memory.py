@@ -24,6 +24,7 @@ pytestmark = pytest.mark.timeout(600)
 # Recorded on the unix port (MicroPython 1.29, 64-bit), see docs/performance.md.
 RECORDED = {
     "import_mpy": 38144,  # heap `from tether.arduino import ArduinoCloudClient` costs
+    "connected_mpy": 129888,  # heap in use at the end of the scenario, still connected
     "heap_mpy_kb": 137,  # smallest -X heapsize for the scenario, library as .mpy
     "heap_py_kb": 167,  # the same from .py source
 }
@@ -59,6 +60,13 @@ def test_import_of_the_package_loads_no_client(tmp_path):
     loaded = out.stdout
     for mod in ("tether.mqtt", "tether.session", "tether.arduino.client", "tether.cloud"):
         assert "'%s'" % mod not in loaded, loaded
+
+
+def test_heap_in_use_when_connected(setup):
+    script, mpy = setup
+    got = core_memory.connected_heap(script, mpy)
+    print("\nheap in use, connected, 10 variables, after 20 echoed writes (.mpy): %d B" % got)
+    assert 64 * 1024 < got <= RECORDED["connected_mpy"] * SLACK, got
 
 
 @pytest.mark.parametrize("form", ["mpy", "py"])
