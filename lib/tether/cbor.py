@@ -218,8 +218,9 @@ def loads(buf, max_depth=16, max_items=4096):
             # CPython only (MicroPython's memoryview has neither attribute): wider items
             # (array('H')) or a strided view are copied once into plain bytes.
             mv = memoryview(mv.tobytes())
-        dec = tether.cbor_decode.Decoder(mv, max_depth, max_items)
-        obj = dec.item(0)
+        # The decoder is handed the classes it makes: it never imports this module back.
+        dec = tether.cbor_decode.Decoder(mv, max_items, CBORError, Tag, Simple)
+        obj = dec.item(max_depth)
     except (MemoryError, RuntimeError) as exc:
         # Out of RAM or C stack on a small device: still an input the caller rejects.
         # (CPython's RecursionError is a RuntimeError.)

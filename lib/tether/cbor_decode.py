@@ -2,13 +2,18 @@
 
 tether.cbor imports it at the first loads(), so a device that only encodes does not hold it.
 loads() there checks the input type, turns MemoryError and RuntimeError (C stack) into
-CBORError and refuses trailing bytes; Decoder(buf, max_depth, max_items).item(0) reads one
-item. Every length is checked against the bytes left before anything is allocated.
+CBORError and refuses trailing bytes; Decoder(buf, max_items, error, tag, simple) reads one
+item with .item(max_depth). Every length is checked against the bytes left before anything
+is allocated.
+
+This half never imports tether.cbor (imports point only downward): loads() hands it the
+classes it makes, CBORError (`error`), Tag and Simple, which stay in tether.cbor because an
+encoder needs them without the decoder. Passed per call, not imported, they also cost this
+module's globals nothing.
 """
 
 import struct
 
-from tether.cbor import CBORError, Simple, Tag
 from tether.compat import const
 
 # The same numbers as in tether.cbor (RFC 8949 3.): private consts cost no RAM, and are
@@ -49,26 +54,30 @@ def _half_to_float(h):
 
 
 class Decoder:
-    # One instance per loads(): holds the cursor so helpers need no tuple returns.
+    # One instance per loads(): holds the cursor so helpers need no tuple returns. Eight
+    # attributes, as many as before the three classes were handed in (the instance's table
+    # stays at 8 slots): the nesting left travels in item()'s argument, and one initial
+    # byte stands for major type and additional information.
 
-    def __init__(self, buf, max_depth, max_items):
+    def __init__(self, buf, max_items, error, tag, simple):
+        self.error = error  # tether.cbor's CBORError, Tag and Simple
+        self.tag_cls = tag
+        self.simple_cls = simple
         self.buf = buf
         self.pos = 0
         self.end = len(buf)
-        self.max_depth = max_depth
         self.items = max_items  # items still allowed
-        self.major = 0  # of the last head read
-        self.ai = 0
+        self.ib = 0  # the initial byte of the last head read
 
     def need(self, n):
         # Every length is compared with what is left before it is used or allocated.
         if n > self.end - self.pos:
-            raise CBORError("truncated: %d bytes needed, %d left" % (n, self.end - self.pos))
+            raise self.error("truncated: %d bytes needed, %d left" % (n, self.end - self.pos))
 
     def head(self):
         """Read an initial byte and its argument (None: indefinite); returns the argument.
 
-        Major type and additional information are left in self.major and self.ai rather
+        The initial byte (major type, additional information) is left in self.ib rather
         than returned in a tuple: no allocation per item.
         """
         self.need(1)
@@ -76,7 +85,6 @@ class Decoder:
         p = self.pos
         ib = b[p]
         p += 1
-        major = ib >> 5
         ai = ib & 0x1F
         if ai < 24:
             arg = ai
@@ -99,17 +107,16 @@ class Decoder:
             arg = (hi << 32) | lo
             p += 8
         elif ai == _AI_INDEF:
-            if major in (_UINT, _NINT, _TAG):
-                raise CBORError("indefinite length not allowed for major type %d" % major)
+            if ib >> 5 in (_UINT, _NINT, _TAG):
+                raise self.error("indefinite length not allowed for major type %d" % (ib >> 5))
             arg = None
         else:
-            raise CBORError("reserved additional information %d" % ai)
+            raise self.error("reserved additional information %d" % ai)
         self.pos = p
-        self.major = major
-        self.ai = ai
+        self.ib = ib
         self.items -= 1
         if self.items < 0:
-            raise CBORError("more than the allowed number of items")
+            raise self.error("more than the allowed number of items")
         return arg
 
     def string(self, major, n):
@@ -122,7 +129,7 @@ class Decoder:
         try:
             return str(chunk, "utf-8")
         except UnicodeError:
-            raise CBORError("invalid UTF-8 in text string")
+            raise self.error("invalid UTF-8 in text string")
 
     def indefinite_string(self, major):
         parts = []
@@ -132,8 +139,8 @@ class Decoder:
                 self.pos += 1
                 break
             n = self.head()
-            if self.major != major or n is None:
-                raise CBORError("bad chunk in indefinite-length string")
+            if self.ib >> 5 != major or n is None:
+                raise self.error("bad chunk in indefinite-length string")
             parts.append(self.string(major, n))
         return (b"" if major == _BYTES else "").join(parts)
 
@@ -145,8 +152,9 @@ class Decoder:
         return False
 
     def item(self, depth):
+        # depth: how many more levels of arrays, maps and tags may open from here.
         arg = self.head()
-        major = self.major
+        major = self.ib >> 5
         if major == _UINT:
             return arg
         if major == _NINT:
@@ -156,12 +164,12 @@ class Decoder:
                 return self.indefinite_string(major)
             return self.string(major, arg)
         if major == _SIMPLE:
-            return self.simple(self.ai, arg)
+            return self.simple(self.ib & 0x1F, arg)
         # Containers and tags: check depth before descending, so absurd nesting costs
         # one head read, not one stack frame per level.
-        if depth >= self.max_depth:
-            raise CBORError("nesting deeper than %d" % self.max_depth)
-        depth += 1
+        if depth <= 0:
+            raise self.error("nesting deeper than allowed")
+        depth -= 1
         if major == _ARRAY:
             out = []
             if arg is None:
@@ -171,7 +179,7 @@ class Decoder:
                 # Each element needs at least one byte (and one item of the budget).
                 self.need(arg)
                 if arg > self.items:
-                    raise CBORError("more than the allowed number of items")
+                    raise self.error("more than the allowed number of items")
                 for _ in range(arg):
                     out.append(self.item(depth))
             return out
@@ -179,7 +187,7 @@ class Decoder:
             if arg is None:
                 left = -1  # indefinite: until break
             elif arg > (self.end - self.pos) // 2 or 2 * arg > self.items:
-                raise CBORError("map of %d pairs cannot fit in the input" % arg)
+                raise self.error("map of %d pairs cannot fit in the input" % arg)
             else:
                 left = arg
             out = {}
@@ -194,13 +202,13 @@ class Decoder:
                 value = self.item(depth)
                 try:
                     if key in out:
-                        raise CBORError("repeated map key %r" % (key,))
+                        raise self.error("repeated map key %r" % (key,))
                     out[key] = value
                 except TypeError:
-                    raise CBORError("map key of unhashable type %s" % type(key).__name__)
+                    raise self.error("map key of unhashable type %s" % type(key).__name__)
             return out
         # _TAG
-        return Tag(arg, self.item(depth))
+        return self.tag_cls(arg, self.item(depth))
 
     def simple(self, ai, arg):
         if ai < _AI_1BYTE:
@@ -210,11 +218,11 @@ class Decoder:
                 return True
             if arg == _SIMPLE_NULL or arg == _SIMPLE_UNDEFINED:
                 return None
-            return Simple(arg)
+            return self.simple_cls(arg)
         if ai == _AI_1BYTE:
             if arg < 32:
-                raise CBORError("simple value %d in two-byte form" % arg)
-            return Simple(arg)
+                raise self.error("simple value %d in two-byte form" % arg)
+            return self.simple_cls(arg)
         if ai == _AI_2BYTE:
             return _half_to_float(arg)
         # Floats are read from the raw bytes the head just consumed.
@@ -222,4 +230,4 @@ class Decoder:
             return struct.unpack_from(">f", self.buf, self.pos - 4)[0]
         if ai == _AI_8BYTE:
             return struct.unpack_from(">d", self.buf, self.pos - 8)[0]
-        raise CBORError("unexpected break")
+        raise self.error("unexpected break")

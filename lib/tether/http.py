@@ -38,7 +38,7 @@ Limits, said once:
 
 import asyncio
 
-from tether import log
+from tether import http_parse, log
 from tether.compat import const, ticks_diff, ticks_ms
 from tether.http_parse import DONE, LENGTH, HTTPError, Message, Reader, build_head, parse_url
 from tether.mqtt_stream import Transport, set_nodelay, sleep_ms
@@ -155,6 +155,13 @@ class Response(Message):
         self._mode = DONE
         self._drop()
 
+    async def _next_chunk(self):
+        # Chunked replies are the rarer kind: their code loads at the first chunk. A plain
+        # import allocates nothing once the module is loaded.
+        import tether.http_chunked
+
+        return await tether.http_chunked.next_chunk(self)
+
     async def read_into(self, buf):
         """Read up to len(buf) body bytes into buf (a bytearray or memoryview); returns
         the count, 0 when the body is complete. Bounded by the request's deadline."""
@@ -247,18 +254,8 @@ class Response(Message):
         if 300 <= s < 400:
             msg = "redirect to %s not followed" % self.headers.get("location", "(no Location)")
         else:
-            msg = _error_text(self.body)
+            msg = http_parse.error_text(self.body)
         raise HTTPError("HTTP %d %s: %s" % (s, self.reason, msg), s, self)
-
-
-def _error_text(body):
-    # The start of an error body (JSON error replies are short), for the message.
-    if not body:
-        return "(no body)"
-    try:
-        return str(body[:200], "utf-8")
-    except UnicodeError:
-        return "%d bytes of body" % len(body)
 
 
 def _explained(exc, ssl, where):

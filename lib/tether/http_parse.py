@@ -1,5 +1,6 @@
 """HTTP/1.1 wire format for tether.http: URLs, the request head, the reply's status line,
-header fields, and a buffered reader with bounded lines. Chunked bodies: tether.http_chunked.
+header fields, and a buffered reader with bounded lines. Chunked bodies: tether.http_chunked,
+which imports from here (the subclass in tether.http loads it: no import circle).
 
 Everything a server sends is checked here and every problem is an HTTPError, so a broken or
 hostile server can make a request fail but cannot raise IndexError, ValueError or
@@ -177,6 +178,16 @@ def parse_status(line):
     return status, reason
 
 
+def error_text(body):
+    """The start of an error reply's body (JSON error replies are short), for a message."""
+    if not body:
+        return "(no body)"
+    try:
+        return str(body[:200], "utf-8")
+    except UnicodeError:
+        return "%d bytes of body" % len(body)
+
+
 def parse_header(line):
     """b"Content-Type: text/plain" -> ("content-type", "text/plain")."""
     if line[:1] in (b" ", b"\t"):
@@ -274,7 +285,8 @@ TO_EOF = const(3)
 
 class Message:
     """The reply's head and body framing over a Reader (`_r`); tether.http.Response adds
-    the connection and the deadline, and `_finish()`, called when the body is complete."""
+    the connection and the deadline, `_finish()`, called when the body is complete, and
+    `_next_chunk()`, the next chunk's size (tether.http_chunked)."""
 
     def __init__(self, max_header_bytes, max_body_bytes):
         self.status = None
@@ -344,11 +356,7 @@ class Message:
         # One read of body bytes into mv (a memoryview); 0 when the body is complete.
         mode = self._mode
         if mode == CHUNKED and not self._left:
-            # Chunked replies are the rarer kind: their code loads at the first chunk. A
-            # plain import allocates nothing once the module is loaded.
-            import tether.http_chunked
-
-            size = await tether.http_chunked.next_chunk(self)
+            size = await self._next_chunk()  # tether.http.Response: http_chunked's reader
             if not size:
                 return 0
             self._left = size

@@ -232,7 +232,7 @@ class Store:
             return True
         from tether.store_full import make_room
 
-        return make_room(self, n, kind)
+        return make_room(self, n, kind, StoreFull)
 
     def put(self, kind, payload, key=None):
         """Append an entry; returns its sequence number, or None if it was dropped.

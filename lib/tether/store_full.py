@@ -7,14 +7,19 @@ holds this code in RAM.
 DROP_OLDEST compacts the oldest segment (its live state entries are copied to the tail,
 its telemetry is dropped and counted), DROP_NEWEST drops the new telemetry entry, REJECT
 raises StoreFull. State is never dropped: a state put that cannot fit raises StoreFull.
+
+This half never imports tether.store (imports point only downward): the store passes itself
+and its StoreFull, and the policies are compared by value ("drop_newest", "reject": the
+strings tether.store names; its tests cover each).
 """
 
-from tether.store import DROP_NEWEST, REJECT, STATE, TELEMETRY, StoreFull
-from tether.store_format import Reader, encode_record
+from tether.store_format import STATE, TELEMETRY, Reader, encode_record
 
 
-def make_room(st, n, kind):
-    """Make room for an n-byte record; False means drop it (DROP_NEWEST)."""
+def make_room(st, n, kind, full):
+    """Make room for an n-byte record; False means drop it (DROP_NEWEST).
+
+    `full` is tether.store.StoreFull, raised when the policy refuses the record."""
     for _ in range(2 * st.max_segments + 2):
         if st._tail is not None and st._tail_size + n <= st.seg_bytes:
             return True
@@ -24,14 +29,14 @@ def make_room(st, n, kind):
         if _reclaim(st):
             continue
         if _oldest_has_telemetry(st):
-            if st.policy == REJECT:
-                raise StoreFull("queue full of unacknowledged telemetry (policy reject)")
-            if st.policy == DROP_NEWEST:
+            if st.policy == "reject":
+                raise full("queue full of unacknowledged telemetry (policy reject)")
+            if st.policy == "drop_newest":
                 if kind == TELEMETRY:
                     return False
-                raise StoreFull("queue full of telemetry (policy drop_newest): state kept")
+                raise full("queue full of telemetry (policy drop_newest): state kept")
         _compact_oldest(st)
-    raise StoreFull("queue full of state: %d bytes live" % st._state_bytes)
+    raise full("queue full of state: %d bytes live" % st._state_bytes)
 
 
 def _segment(st, seg):

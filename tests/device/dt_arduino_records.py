@@ -13,7 +13,8 @@ from tether.arduino import (
     Television,
     protocol,
 )
-from tether.arduino.records import CloudObject, schedule_active
+from tether.arduino.composites import schedule_active
+from tether.arduino.records import CloudObject
 from tether.arduino.scheduler import Scheduler
 from tether.cbor import CBORError
 from tether.compat import ticks_add, ticks_ms

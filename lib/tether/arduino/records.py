@@ -1,15 +1,19 @@
-"""Cloud variables: scalars, the composite types and Task (the arduino-iot-cloud-py API).
+"""Cloud variables: scalars, the base of the composite types, and Task (arduino-iot-cloud-py).
 
 A variable keeps two counters instead of a "changed" flag: `_gen` grows on every local
 change and `_acked` is the generation the cloud has acknowledged (PUBACK). The variable is
 dirty while they differ, so a value whose publish failed, or that changed again while its
 publish was in flight, is simply sent again; nothing is lost across a reconnect.
 
-Composite types (Location, Color, ...) are one variable with named fields. On the wire
+A composite type (Location, Color, ...) is one variable with named fields. On the wire
 each field is its own SenML record named "{var}:{field}", and all fields are always sent
 together because the cloud has no partial-object update:
 
     Location("home", lat=1.5, lon=2.0)  ->  [{0: "home:lat", 2: 1.5}, {0: "home:lon", 2: 2.0}]
+
+The types themselves are in tether.arduino.composites, which builds on this module and is
+never imported by it: the package (`from tether.arduino import Location`) loads it when one
+is first named, so a client with scalar variables only never pays for them.
 """
 
 # Kinds of value a variable can hold; the cloud and the user may not change a kind.
@@ -309,24 +313,3 @@ class Task(CloudObject):
     """User code run by the client's scheduler: on_run(client, args) every `interval` s."""
 
     _TASK = True
-
-
-# The composite types live in tether.arduino.composites, loaded when one is first named: a
-# client with scalar variables only never pays for them (nor for the Television table).
-_COMPOSITES = (
-    "Location",
-    "Color",
-    "ColoredLight",
-    "DimmedLight",
-    "Schedule",
-    "Television",
-    "schedule_active",
-)
-
-
-def __getattr__(name):
-    if name in _COMPOSITES:
-        from tether.arduino import composites
-
-        return getattr(composites, name)
-    raise AttributeError(name)
