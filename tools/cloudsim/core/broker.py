@@ -24,6 +24,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 # The accept path lives in accept.py; its names stay importable from here (front.py).
 from .accept import KEEPALIVE_FACTOR, Listeners, Session, server_context  # noqa: F401
+from .fastpath import FAST, FastBroker
 from .topics import covers, matches, valid_filter
 
 log = logging.getLogger("cloudsim.broker")
@@ -39,7 +40,10 @@ class SnapshotItemsDict(dict):
         return list(super().items())
 
 
-class _FrontBroker(Broker):
+_BASES = (FastBroker, Broker) if FAST else (Broker,)  # fastpath.py: amqtt 0.12 only
+
+
+class _FrontBroker(*_BASES):
     # amqtt closes the connection of a client publishing to a "$" topic (MQTT-4.7.2-1 is
     # about wildcards, but amqtt applies it to publishing). Azure's devices publish on
     # $iothub/... and $dps/...: those publishes go to the front's plug-in instead (a
@@ -261,16 +265,28 @@ class MqttFront(Listeners):
         self._hook(s, "on_unsubscribe", s, topic)
 
     async def published(self, s, message):
+        result = self._on_publish(s, message)
+        if inspect.isawaitable(result):
+            await self._settle(s, result)
+
+    def published_soon(self, s, message):
+        """published() without waiting for an async on_publish (a task of its own)."""
+        result = self._on_publish(s, message)
+        if inspect.isawaitable(result):
+            self.front.spawn(self._settle(s, result))
+
+    def _on_publish(self, s, message):
         retain = bool(message.publish_packet and message.publish_packet.retain_flag)
-        result = self._hook(
+        return self._hook(
             s, "on_publish", s, message.topic, bytes(message.data), message.qos, retain
         )
-        if inspect.isawaitable(result):
-            try:
-                await result
-            except Exception as exc:
-                log.exception("on_publish")
-                self._event(s, s.device.id, "error", "on_publish: %r" % exc)
+
+    async def _settle(self, s, result):
+        try:
+            await result
+        except Exception as exc:
+            log.exception("on_publish")
+            self._event(s, s.device.id, "error", "on_publish: %r" % exc)
 
     def _hook(self, s, name, *args):
         try:

@@ -10,6 +10,10 @@ def matches(pattern, topic):
     A "+" or "#" in the first level does not match a topic starting with "$" (§4.7.2)."""
     if topic.startswith("$") and pattern[:1] in ("+", "#"):
         return False
+    if "+" not in pattern and pattern.count("#") == 1 and pattern.endswith("/#"):
+        # the ACLs' usual form, asked for every message: "a/b/#" is "a/b" and below it
+        stem = pattern[:-2]
+        return topic.startswith(stem) and (len(topic) == len(stem) or topic[len(stem)] == "/")
     plevels = pattern.split("/")
     tlevels = topic.split("/")
     for i, level in enumerate(plevels):

@@ -85,7 +85,7 @@ class MqttSide:
 
     # -- what devices publish -----------------------------------------------------------------
 
-    async def on_publish(self, session, topic, payload, qos):
+    def on_publish(self, session, topic, payload, qos):
         dev = session.device
         base = dev.base
         if len(payload) > MAX_FRAME:

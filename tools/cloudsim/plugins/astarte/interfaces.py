@@ -30,6 +30,7 @@ INT64 = (-(2**63), 2**63 - 1)
 MAX_BYTES = 65536  # string and binaryblob (SDK doc; the 64 KiB frame limit dominates anyway)
 MAX_ITEMS = 1024
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MEMO_LEN = 4096
 
 
 class InterfaceError(ValueError):
@@ -114,6 +115,7 @@ class Interface:
         if not isinstance(raw, list) or not 1 <= len(raw) <= 1024:
             raise InterfaceError("%s: mappings must be a list of 1..1024 objects" % self.name)
         self.mappings = [Mapping(m, self) for m in raw]
+        self._by_path = {}  # path -> its mapping or None (mapping())
         seen = set()
         for m in self.mappings:
             key = tuple("%" if lv.startswith("%{") else lv for lv in m.levels)
@@ -143,13 +145,22 @@ class Interface:
 
     def mapping(self, path):
         """The mapping an individual path names, or None."""
+        # Asked twice for every message (the check, the QoS): the mappings are scanned once
+        # per path (a bounded memo: a path parameter may take any number of values).
+        memo = self._by_path
+        if path in memo:
+            return memo[path]
         levels = path[1:].split("/") if path.startswith("/") else None
-        if levels is None:
-            return None
-        for m in self.mappings:
-            if m.matches(levels):
-                return m
-        return None
+        found = None
+        if levels is not None:
+            for m in self.mappings:
+                if m.matches(levels):
+                    found = m
+                    break
+        if len(memo) >= _MEMO_LEN:
+            memo.clear()
+        memo[path] = found
+        return found
 
     def object_fields(self, path):
         """{field: mapping} of an object sent on path (the common prefix; "" at the root)."""

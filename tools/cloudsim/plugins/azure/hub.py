@@ -132,7 +132,13 @@ class HubSide:
         return dev
 
     def acl(self, s):
-        d = s.device.id
+        # asked for every message; fixed for the session (its device id): built once
+        acl = getattr(s, "hub_acl", None)
+        if acl is None:
+            acl = s.hub_acl = self._acl(s.device.id)
+        return acl
+
+    def _acl(self, d):
         return Acl(
             publish=[
                 "devices/%s/messages/events/#" % d,
