@@ -1,20 +1,14 @@
 """The other forms of tools/qemu_heap.py's measurement: the scenario on the unix port
 (64-bit), Tether as .mpy files (loaded into RAM, or run in place from a ROMFS image), and
 the peer (arduino-iot-cloud-py) frozen into its own image; and the MICROPY_HEAP_SIZE
-bisection over real builds. Split from tools/qemu_heap.py;
-its names are re-exported there."""
+bisection over real builds. Split from tools/qemu_heap.py,
+which re-exports its names; it builds on tools/qemu_image.py."""
 
 import os
 import subprocess
 from pathlib import Path
 
-
-def _q():
-    # tools.qemu_heap, imported when first needed: it imports this module at its end (also
-    # when it runs as __main__, where a top-level import here would be circular).
-    from tools import qemu_heap
-
-    return qemu_heap
+from tools import qemu_image
 
 
 def run_unix(lib, pool=0, timeout_s=120, call=None):
@@ -26,33 +20,33 @@ def run_unix(lib, pool=0, timeout_s=120, call=None):
     code = "import qemu_scenario; qemu_scenario." + call
     try:
         p = subprocess.run(
-            [_q().micropython_unix(), "-X", "heapsize=4m", "-c", code],
+            [qemu_image.micropython_unix(), "-X", "heapsize=4m", "-c", code],
             env=env,
             capture_output=True,
             text=True,
             timeout=timeout_s,
             errors="replace",
         )
-        return _q().parse(p.stdout + p.stderr)
+        return qemu_image.parse(p.stdout + p.stderr)
     except subprocess.TimeoutExpired as exc:
         text = exc.stdout or ""
         if isinstance(text, bytes):
             text = text.decode(errors="replace")
-        return _q().parse(text + "\nQH result FAIL timeout")
+        return qemu_image.parse(text + "\nQH result FAIL timeout")
 
 
 def compile_lib(dst, scenario=True, lib=None):
     """lib/tether (and the scenario) compiled to .mpy, what a board's filesystem holds
     after `mip install` (bytecode only: the same files for every architecture)."""
     dst = Path(dst)
-    lib = Path(lib or _q().ROOT / "lib")
+    lib = Path(lib or qemu_image.ROOT / "lib")
     files = [(f, f.relative_to(lib)) for f in (lib / "tether").rglob("*.py")]
     if scenario:
-        files.append((_q().HERE / "qemu_scenario.py", Path("qemu_scenario.py")))
+        files.append((qemu_image.HERE / "qemu_scenario.py", Path("qemu_scenario.py")))
     for src, rel in files:
         out = dst / rel.with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_q().mpy_cross(), "-o", str(out), str(src)], check=True, timeout=60)
+        subprocess.run([qemu_image.mpy_cross(), "-o", str(out), str(src)], check=True, timeout=60)
     return dst
 
 
@@ -93,11 +87,11 @@ def peer_manifest(peer_dir):
     lines = ['include("$(MPY_DIR)/extmod/asyncio")']
     for name, kind in PEER_FILES:
         if not (peer_dir / name).exists():
-            raise _q().QemuHeapError("%s has no %s" % (peer_dir, name))
+            raise qemu_image.QemuHeapError("%s has no %s" % (peer_dir, name))
         lines.append('%s("%s", base_path="%s")' % (kind, name, peer_dir))
     for name in ("qemu_scenario.py", "qemu_peer.py"):
-        lines.append('module("%s", base_path="%s")' % (name, _q().HERE))
-    out = _q().BUILD / "peer" / "manifest.py"
+        lines.append('module("%s", base_path="%s")' % (name, qemu_image.HERE))
+    out = qemu_image.BUILD / "peer" / "manifest.py"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -106,25 +100,27 @@ def peer_manifest(peer_dir):
 def measure_peer(mpy_dir, peer_dir, step=512):
     """The peer's figures on its own image (one try per probe: a failing run of the peer
     retries forever, so each costs the whole timeout)."""
-    elf = _q().build(mpy_dir, manifest=peer_manifest(peer_dir), variant="-peer")
+    elf = qemu_image.build(mpy_dir, manifest=peer_manifest(peer_dir), variant="-peer")
 
     def runner(pool):
-        return _q().run(elf, call="main(%d)" % pool, module="qemu_peer", timeout_s=90)
+        return qemu_image.run(elf, call="main(%d)" % pool, module="qemu_peer", timeout_s=90)
 
     full = runner(0)
-    if not _q().completes(full):
-        raise _q().QemuHeapError("the peer fails with the whole heap:\n" + full["raw"][-3000:])
+    if not qemu_image.completes(full):
+        raise qemu_image.QemuHeapError(
+            "the peer fails with the whole heap:\n" + full["raw"][-3000:]
+        )
     lo, hi = 8 * 1024, full["pool"]
     probes = []
     while hi - lo > step:
         mid = (lo + hi) // 2 // 16 * 16
         r = runner(mid)
         probes.append((mid, r.get("pool"), r.get("result")))
-        if _q().completes(r):
+        if qemu_image.completes(r):
             hi = mid
         else:
             lo = mid
-    res = _q().figures(full, hi)
+    res = qemu_image.figures(full, hi)
     res["probes"] = probes
     return res
 
@@ -132,14 +128,14 @@ def measure_peer(mpy_dir, peer_dir, step=512):
 def smallest_heap_size(mpy_dir, manifest, guess, step=256, board=None, probes=None):
     """Smallest MICROPY_HEAP_SIZE (bytes, multiple of `step`) whose image completes the
     scenario with its whole heap, bisected over real builds (each relinks in seconds)."""
-    board = board or _q().BOARD
+    board = board or qemu_image.BOARD
 
     def ok(size):
         for _ in range(2):
-            r = _q().run(_q().build(mpy_dir, size, board, manifest=manifest))
+            r = qemu_image.run(qemu_image.build(mpy_dir, size, board, manifest=manifest))
             if probes is not None:
                 probes.append((size, r.get("pool"), r.get("result")))
-            if _q().completes(r):
+            if qemu_image.completes(r):
                 return True
         return False
 
