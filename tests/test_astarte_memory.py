@@ -5,6 +5,8 @@ The scenario is bench.astarte's first boot: a new device makes its P-256 key and
 pairs over HTTPS, connects with mutual TLS, sends 20 guaranteed datastreams and receives
 one server property (the emulator plays Astarte).
 
+- import: the heap a fresh interpreter holds after `from tether.astarte import DeviceMqtt`
+  (.mpy);
 - connected: the heap in use at the end, still connected (.mpy);
 - smallest heap: the scenario completes in the bound, from .mpy and from .py source (where
   compiling the pairing and key modules is the peak), and fails far below it.
@@ -22,6 +24,7 @@ from bench import astarte as bench  # noqa: E402
 
 pytestmark = pytest.mark.timeout(400)
 
+IMPORT_KB = 60  # measured 54.5
 CONNECTED_KB = 156  # measured 147.2
 MPY_HEAP_KB = 196  # measured 184-196 between runs (180 fails)
 PY_HEAP_KB = 400  # measured 384 (352 with one failed pairing, then recovered)
@@ -46,6 +49,14 @@ def _completes(rig, lib, kb):
     sim, tmp, _, script = rig
     # Keys, ids and timing differ between runs: one retry.
     return any(bench.HEAP_DONE in bench.heap_trial(sim, tmp, lib, script, kb) for _ in range(2))
+
+
+def test_import_heap(rig):
+    from bench.akenza import import_heap_kb
+
+    _, tmp, mpy, _ = rig
+    kb = import_heap_kb(tmp, mpy, "from tether.astarte import DeviceMqtt")
+    assert 20 < kb <= IMPORT_KB, kb
 
 
 def test_connected_heap(rig):
