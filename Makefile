@@ -13,7 +13,8 @@ help:
 	@echo "make demo [CLOUD=azure]   the firmware on the unix port against the local cloud emulator"
 	@echo "make test                 every test (CPython + MicroPython unix port), after ruff"
 	@echo "make lint | format        ruff format --check + ruff check | fix them"
-	@echo "make bench                benchmarks: memory, latency, throughput, size (docs/performance.md)"
+	@echo "make bench                every benchmark, both halves below (docs/performance.md, ~25 min)"
+	@echo "make bench-core           the Arduino client: memory, latency, throughput, size; blocks; flash"
 	@echo "make bench-clouds         per cloud: heap, RSS, start-up, rates, against the official SDKs"
 	@echo "make soak                 random faults for SOAK_SECONDS (600); must lose 0 values"
 	@echo "make mpy BOARD=esp32 [CLOUDS=a,b] [CERTAUTH=1]   .mpy bundle for a board (esp32, portenta, nano_rp2040)"
@@ -76,8 +77,13 @@ clean:
 # BENCH_ARGS: e.g. --runs 3, --quick (seconds, for a try), --no-massif, --markdown.
 # Then the flash each component adds per board (bench/flash.py; with MPY_DIR=<MicroPython
 # checkout> and arm-none-eabi-gcc also frozen into a real 32-bit qemu image).
+# `make bench` runs both halves: bench-core (the Arduino client, the building blocks, flash,
+# qemu) and bench-clouds (each cloud's heap figures and its SDK comparison), ~25 min.
 BENCH_ARGS ?=
-bench: $(STAMP)
+.PHONY: bench bench-core
+bench: bench-core bench-clouds
+
+bench-core: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.flash $(if $(MPY_DIR),--mpy-dir $(MPY_DIR))
 	$(if $(MPY_DIR),MPY_DIR=$(MPY_DIR) $(BIN)/python -m bench.qemu --mpy-dir $(MPY_DIR))

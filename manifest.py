@@ -7,7 +7,9 @@
 #
 # certauth=True adds certificate authentication (tether-certauth: mutual TLS with DER/PEM
 # files or an SE05x key, PEM CAs): 14 KB that password (Arduino) and SAS (Azure) devices do
-# not need. akenza, SAP and Astarte require it whatever this says.
+# not need, nor Astarte unless its key is in an SE05x. akenza and SAP require it whatever
+# this says. interface_json=True adds Astarte's interface JSON parser (tether-astarte-json):
+# without it a board reads the compact *.ifc form, which `make deploy` writes from the JSON.
 #
 # Each component is a manifest in manifests/<name>/ (core "tether", one "tether-<cloud>" per
 # cloud, building blocks such as "tether-jwt"), found by MicroPython's require(). CPython-only
@@ -18,13 +20,19 @@ options.defaults(
     firmware=True,
     fakes=False,
     certauth=False,
+    interface_json=False,
     wifi=("esp32", "cyw43", "nina"),
 )
 
 add_library("tether", "manifests")
 require("tether", library="tether", wifi=options.wifi)  # a board needs its WiFi driver only
-for cloud in options.clouds:  # Arduino and Azure take certauth as an option
-    require("tether-" + cloud, library="tether", certauth=options.certauth)
+for cloud in options.clouds:  # Arduino, Azure and Astarte take certauth as an option
+    require(
+        "tether-" + cloud,
+        library="tether",
+        certauth=options.certauth,
+        interface_json=options.interface_json,  # Astarte's option; the others ignore it
+    )
 if options.certauth:
     require("tether-certauth", library="tether")
 if options.firmware:

@@ -9,9 +9,12 @@ component's own modules (tools/components.py), compiled with mpy-cross for each 
 architecture at the manifests' optimisation level (opt=3), the core with the board's own
 WiFi driver only, and the sum a board carries for the core + one cloud (with the building
 blocks it requires) + the firmware, against the budget of issue 10: at most 90 KB of flash
-for the core and one cloud. Arduino and Azure are counted without and with certificate
-authentication (tether-certauth, which akenza, SAP and Astarte require); the last row is
-each board's default image (boards/<B>/manifest.py: password auth on all three).
+for the core and one cloud. Arduino, Azure and Astarte are counted without and with
+certificate authentication (tether-certauth, which akenza and SAP require); an Astarte image
+leaves out, unless asked, the blocks only some devices use (tether-certauth for an SE05x
+key, tether-jwt + tether-rsa for agent registration, tether-p256table, tether-astarte-json:
+their own rows give what each adds). The last row is each board's default image
+(boards/<B>/manifest.py: password auth on all three).
 
 With `--mpy-dir` (a MicroPython checkout, arm-none-eabi-gcc): the qemu port's MPS2_AN385
 (Cortex-M3) is built with each manifest frozen in and the growth of the image's text
@@ -157,7 +160,12 @@ def frozen_rows(mpy_dir, jobs=2, build=None):
             requires = ["tether", "tether-" + cloud]
             steps.append((label, requires, certauth))
             steps.append((label + " + firmware", requires + ["tether-firmware"], certauth))
-    blocks = [n for n in components.names() if components.kind(n) == "block"]
+    blocks = [  # a cloud's own block (tether-astarte-json) comes with its cloud's rows
+        n
+        for n in components.names()
+        if components.kind(n) == "block"
+        and not any(components.kind(r) == "cloud" for r in components.evaluate(n).requires)
+    ]
     steps.append(("core + every building block", ["tether"] + blocks, False))
     rows = []
     base = None

@@ -18,6 +18,9 @@ sys.path.insert(0, str(ROOT))
 from tools import components  # noqa: E402
 from tools.pki import make_pki  # noqa: E402
 
+# tether.der is its own block (tether-der), which certauth requires: a password image has
+# neither; an Astarte image has tether.der (its key and CSR) and not the others
+# (tests/test_astarte_image.py).
 CERTAUTH = ("tether/creds.py", "tether/certs.py", "tether/der.py", "tether/signer.py")
 
 # Runs in the image folder, with `D` (a folder holding ca.der, ca.pem, key.der, cert.der).
@@ -183,7 +186,7 @@ def test_the_password_image_lacks_certauth_and_names_it(password_image):
     assert "tether/nocert.py" in targets
     with_it = {t for _, t in components.image(("arduino",), certauth=True)}
     assert set(CERTAUTH) <= with_it and "tether/nocert.py" not in with_it
-    for cloud in ("akenza", "sap", "astarte"):  # they need it whatever the option says
+    for cloud in ("akenza", "sap"):  # they need it whatever the option says
         assert set(CERTAUTH) <= {t for _, t in components.image((cloud,))}, cloud
     assert not (password_image / "tether" / "creds.py").exists()
 

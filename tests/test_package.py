@@ -81,8 +81,16 @@ def test_the_package_files_match_the_manifests_at_the_code_version():
     assert plain == set(components.library_targets(components.image(("arduino",))))
     # package-certauth.json: installed after a cloud's package, it adds certificate auth
     assert listed("package-certauth.json") == core | certauth
-    for cloud in ("akenza", "sap", "astarte"):
+    for cloud in ("akenza", "sap"):
         assert certauth <= listed("package-%s.json" % cloud), cloud
+    # Astarte's own key and certificate need only tether.der (package-certauth.json adds the
+    # rest for an SE05x key); what a device image leaves out, mip leaves out too, except the
+    # interface JSON parser: a filesystem install reads the JSON files users have
+    astarte = listed("package-astarte.json")
+    assert certauth & astarte == {"tether/der.py"} and "tether/keys.py" in astarte
+    assert "tether/astarte/interfaces.py" in astarte
+    for target in ASTARTE_OPTIONAL - {"tether/astarte/interfaces.py"}:
+        assert target not in astarte, target
     only_core = listed("package-core.json")
     assert only_core == core and not any(t.startswith("tether/arduino/") for t in only_core)
     assert not certauth & only_core
@@ -127,25 +135,46 @@ def test_every_module_is_frozen_and_bundled_at_opt_3(tmp_path):
     assert sizes["lib/tether/mqtt.mpy"] == (tmp_path / "o3.mpy").stat().st_size
 
 
-CERTAUTH = {"tether/creds.py", "tether/certs.py", "tether/der.py", "tether/signer.py"}
+CERTAUTH = {"tether/creds.py", "tether/certs.py", "tether/signer.py"}
+# What an Astarte image carries only when asked: certificate auth (an SE05x key), agent
+# registration with a realm key (JWT, RSA), loading key files, the P-256 comb table, the
+# interface JSON parser
+ASTARTE_OPTIONAL = CERTAUTH | {
+    "tether/hal/se05x.py",
+    "tether/jwt.py",
+    "tether/rsa.py",
+    "tether/keyload.py",
+    "tether/p256_table.py",
+    "tether/astarte/interfaces.py",
+}
 
 
 def test_certificate_auth_is_a_component_an_image_adds_when_it_needs_it():
-    # Certificate authentication (14 KB) is tether-certauth: akenza, SAP and Astarte (and the
-    # blocks that read keys) require it; Arduino and Azure carry tether.nocert instead unless
-    # the image asks for it (certauth=True), and never both.
+    # Certificate authentication (10 KB) is tether-certauth: akenza and SAP require it;
+    # Arduino and Azure carry tether.nocert instead unless the image asks for it
+    # (certauth=True), and never both; Astarte takes it as an option too (an SE05x key).
+    # tether.der is its own block (tether-der): certauth, keys and CSRs use it.
     own = set(components.own_targets("tether-certauth"))
     assert own == CERTAUTH | {"tether/hal/se05x.py"}
+    assert components.own_targets("tether-der") == ["tether/der.py"]
     assert components.kind("tether-certauth") == components.kind("tether-nocert") == "block"
     assert not own & set(components.evaluate("tether").targets())
-    for name in ("tether-akenza", "tether-sap", "tether-astarte", "tether-keys", "tether-jwt"):
+    for name in ("tether-akenza", "tether-sap"):
         assert "tether-certauth" in components.evaluate(name).requires, name
+    for name in ("tether-astarte", "tether-keys", "tether-jwt", "tether-csr"):
+        assert "tether-certauth" not in components.evaluate(name).requires, name
+        assert "tether-der" in components.evaluate(name).requires, name
+    der = {"tether/der.py"}
     for cloud in ("arduino", "azure"):
         plain = {t for _, t in components.image((cloud,))}
-        assert not own & plain and "tether/nocert.py" in plain, cloud
+        assert not (own | der) & plain and "tether/nocert.py" in plain, cloud
         full = {t for _, t in components.image((cloud,), certauth=True)}
-        assert own <= full and "tether/nocert.py" not in full, cloud
-        assert full - own == plain - {"tether/nocert.py"}, cloud
+        assert own | der <= full and "tether/nocert.py" not in full, cloud
+        assert full - own - der == plain - {"tether/nocert.py"}, cloud
+    plain = {t for _, t in components.image(("astarte",))}
+    assert not own & plain and der <= plain and "tether/nocert.py" not in plain
+    full = {t for _, t in components.image(("astarte",), certauth=True)}
+    assert full - own == plain
     assert own <= {t for _, t in components.image((), certauth=True)}
     # each board's default: password auth (the Portenta's SE05x: certauth=True); the unix
     # image has it, for the tests and the demo
@@ -156,6 +185,34 @@ def test_certificate_auth_is_a_component_an_image_adds_when_it_needs_it():
         for certauth in (False, True):
             targets = {t for _, t in components.board_image(bdir, ("arduino",), certauth)}
             assert (own <= targets) is certauth and ("tether/nocert.py" in targets) is not certauth
+
+
+def test_an_astarte_image_leaves_out_what_only_some_devices_use():
+    # Each is a block an image adds when asked; akenza, which signs a JWT at every renewal
+    # with an EC or RSA key, requires the comb table and RSA.
+    plain = {t for _, t in components.image(("astarte",), False)}
+    assert not ASTARTE_OPTIONAL & plain
+    for target in ("tether/keys.py", "tether/p256.py", "tether/csr.py", "tether/der.py"):
+        assert target in plain, target
+    akenza = components.evaluate("tether-akenza").requires
+    for block in ("tether-p256table", "tether-rsa", "tether-keyload"):
+        assert block in akenza, block
+    jwt = components.evaluate("tether-jwt").requires
+    assert "tether-rsa" in jwt and "tether-keyload" in jwt
+    m = components.Manifest()
+    m.add_library("tether", str(components.MANIFESTS))
+    files = m.execute(
+        components.MANIFESTS / "tether-astarte" / "manifest.py", interface_json=True
+    ).targets()
+    assert "tether/astarte/interfaces.py" in files
+    assert components.own_targets("tether-astarte-json") == ["tether/astarte/interfaces.py"]
+    # every module of the folder is in the cloud or its parser block
+    folder = {
+        "tether/astarte/" + p.name for p in (ROOT / "lib" / "tether" / "astarte").glob("*.py")
+    }
+    assert folder == set(components.own_targets("tether-astarte")) | {
+        "tether/astarte/interfaces.py"
+    }
 
 
 def test_tls_parts_a_board_does_not_run_stay_out_of_its_image():
@@ -504,11 +561,13 @@ def test_flash_per_component_adds_up_per_board():
             fw = rows["core + %s + firmware" % cloud][board]
             assert fw == total[board] + rows["tether-firmware"][board]
         assert total["budget_kb"] == 90 and "within" in total
-    # Arduino and Azure with certificate auth: the certauth block instead of nocert
-    for cloud in ("arduino", "azure"):
+    # with certificate auth: the certauth block (and tether.der) instead of nocert
+    for cloud in ("arduino", "azure", "astarte"):
         with_it = rows["core + %s + certauth" % cloud]
         for board in flash.BOARDS:
-            swap = rows["tether-certauth"][board] - rows["tether-nocert"][board]
+            swap = rows["tether-certauth"][board]  # Astarte has tether.der, no nocert
+            if cloud != "astarte":
+                swap += rows["tether-der"][board] - rows["tether-nocert"][board]
             assert with_it[board] == rows["core + " + cloud][board] + swap, (cloud, board)
     assert "core + akenza + certauth" not in rows  # akenza requires it: one row
     image = rows["board's default image"]

@@ -41,6 +41,12 @@ ARCHS = ("xtensawin", "armv7emdp", "armv6m")
 
 sys.path.insert(0, str(ROOT))
 from tools import boards, components  # noqa: E402
+from tools.deploy_settings import (  # noqa: E402
+    astarte_interfaces,
+    settings_certauth,
+    settings_cloud,
+    settings_files,
+)
 
 DEFAULT_CLOUDS = ("arduino",)
 # mip package files at the top of the repository (urls relative to it): package.json is the
@@ -130,51 +136,6 @@ def build(board, out=None, arch=None, clouds=None, fakes=False, certauth=None):
     return out, sizes
 
 
-def settings_cloud(settings):
-    """The cloud a settings file names (None: no file)."""
-    if not settings or not Path(settings).exists():
-        return None
-    return json.loads(Path(settings).read_text()).get("cloud", "arduino")
-
-
-def settings_certauth(settings):
-    """True when a settings file uses certificate authentication: a key or certificate, a
-    PEM CA, or the unix port's fake SE05x (tether-certauth must be in the bundle)."""
-    if not settings or not Path(settings).exists():
-        return False
-    data = json.loads(Path(settings).read_text())
-    spec = data.get("credentials") or {}
-    if spec.get("key") or spec.get("cert") or "se05x" in (data.get("fake") or {}):
-        return True
-    cas = spec.get("ca") or []
-    for ca in cas if isinstance(cas, list) else [cas]:
-        path = Path(settings).parent / ca if isinstance(ca, str) else None
-        if isinstance(ca, str) and ca.startswith("-----"):
-            return True
-        if path is not None and path.is_file() and path.read_bytes()[:5] == b"-----":
-            return True
-    return False
-
-
-def _settings_files(settings):
-    """(local path, board path) of the settings, their secrets and credential files."""
-    settings = Path(settings)
-    if not settings.exists():
-        return []
-    files = [(settings, "settings.json")]
-    data = json.loads(settings.read_text())
-    base = settings.parent
-    names = [data.get("secrets")] if data.get("secrets") else ["secrets.json", "secrets.py"]
-    for name in names:
-        if (base / name).exists():
-            files.append((base / name, name))
-    for value in (data.get("credentials") or {}).values():
-        for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, str) and not v.startswith("se05x:") and (base / v).exists():
-                files.append((base / v, v))
-    return files
-
-
 _PREPARE = """import os
 def _walk(d):
     try:
@@ -230,7 +191,9 @@ def deploy(
     if certauth is None and settings_certauth(settings):
         certauth = True
     out, sizes = build(board, out, clouds=clouds, fakes=resume, certauth=certauth)
-    extra = _settings_files(settings) if settings else []
+    extra = settings_files(settings) if settings else []
+    if settings and Path(settings).exists():
+        extra += astarte_interfaces(settings, Path(out).parent / (Path(out).name + "-ifc"))
     if app and Path(app).exists():
         extra.append((Path(app), "app.py"))
     total = sum(sizes.values()) + sum(Path(p).stat().st_size for p, _ in extra)
@@ -270,10 +233,12 @@ def firmware(board, mpy_dir, dry_run=False, clouds=None, extra=(), submodules=Tr
 
 
 def package_json(clouds=DEFAULT_CLOUDS, certauth=False):
-    """The mip package for the core and `clouds` (no firmware, no fakes, nothing CPython)."""
+    """The mip package for the core and `clouds` (no firmware, no fakes, nothing CPython).
+    A mip install lands in the filesystem, not in a frozen image: Astarte's comes with its
+    interface JSON parser, so `add_interfaces_from_dir` reads the JSON files users have."""
     from tether import __version__
 
-    files = components.image(clouds, firmware=False, certauth=certauth)
+    files = components.image(clouds, firmware=False, certauth=certauth, interface_json=True)
     targets = components.library_targets(files)
     urls = [[t, "lib/" + t] for t in sorted(targets)]
     return {"urls": urls, "deps": [], "version": __version__}

@@ -226,11 +226,13 @@ def clouds():
     return [n[len("tether-") :] for n in names() if n.startswith("tether-") and kind(n) == "cloud"]
 
 
-def image(clouds_=("arduino",), firmware=True, fakes=False, certauth=False, wifi=None):
+def image(clouds_=("arduino",), firmware=True, fakes=False, certauth=False, wifi=None, **more):
     """The (source, target) files of the top-level manifest.py with these options: what a
-    frozen image with these clouds carries (certauth: + tether-certauth, which akenza, SAP
-    and Astarte require anyway; wifi: the WiFi drivers, None: all)."""
-    kwargs = {"wifi": tuple(wifi)} if wifi is not None else {}
+    frozen image with these clouds carries (certauth: + tether-certauth, which akenza and SAP
+    require anyway; wifi: the WiFi drivers, None: all; more: other options of manifest.py,
+    e.g. interface_json=True for Astarte's interface JSON parser)."""
+    if wifi is not None:
+        more["wifi"] = tuple(wifi)
     m = Manifest()
     return m.execute(
         ROOT / "manifest.py",
@@ -238,7 +240,7 @@ def image(clouds_=("arduino",), firmware=True, fakes=False, certauth=False, wifi
         firmware=firmware,
         fakes=fakes,
         certauth=certauth,
-        **kwargs,
+        **more,
     ).files()
 
 
@@ -277,9 +279,24 @@ def unassigned():
     return sorted(on_disk - listed)
 
 
+def _cpython_branch(node):
+    """The statements of a top-level `if MICROPYTHON:` / `if not MICROPYTHON:` that run on
+    CPython only (an image is MicroPython's: what they import need not be in it)."""
+    import ast
+
+    test = node.test
+    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+    if negated:
+        test = test.operand
+    if not (isinstance(test, ast.Name) and test.id == "MICROPYTHON"):
+        return None
+    return node.body if negated else node.orelse
+
+
 def _top_imports(path):
     """tether.* modules a file imports when it is imported (module level, including under
-    a top-level if/try): what must be in the same image."""
+    a top-level if/try, but not a branch that runs on CPython only): what must be in the
+    same image."""
     import ast
 
     tree = ast.parse(Path(path).read_text())
@@ -287,7 +304,10 @@ def _top_imports(path):
     out = set()
     while nodes:
         node = nodes.pop()
-        if isinstance(node, (ast.If, ast.Try)):
+        if isinstance(node, ast.If) and _cpython_branch(node) is not None:
+            cp = _cpython_branch(node)
+            nodes.extend(node.orelse if cp is node.body else node.body)
+        elif isinstance(node, (ast.If, ast.Try)):
             nodes.extend(node.body + node.orelse + getattr(node, "finalbody", []))
             for h in getattr(node, "handlers", []):
                 nodes.extend(h.body)

@@ -2,6 +2,7 @@
 
     key = rsa.RSAPrivate(n, e, d, p, q, dp, dq, qinv)   # tether.keys builds it from DER
     sig = key.sign_pkcs1_sha256(message)                # exactly key.size bytes
+    signer = rsa.RSAKey(n, e, d, p, q, dp, dq, qinv)    # the Signer (RS256) around it
 
 Encoded message (protocols.md 3.2), for a modulus of `size` bytes:
 
@@ -105,6 +106,28 @@ class RSAPrivate:
     def sign_pkcs1_sha256(self, message):
         """PKCS#1 v1.5 SHA-256 signature of message (JWS RS256): self.size bytes."""
         return self.sign_digest_pkcs1(hashlib.sha256(message).digest())
+
+
+class RSAKey:
+    """An RSA private key that signs RS256 (PKCS#1 v1.5, SHA-256, with the CRT): the Signer
+    tether.keys.load_private_key returns for an RSA key."""
+
+    algorithm = "RS256"
+
+    def __init__(self, n, e, d, p, q, dp, dq, qinv):
+        self.n = n
+        self.e = e
+        self._priv = RSAPrivate(n, e, d, p, q, dp, dq, qinv)
+
+    def sign(self, message):
+        return self._priv.sign_pkcs1_sha256(message)
+
+    def public_key_der(self):
+        from tether import der
+
+        pub = der.seq(der.integer(self.n), der.integer(self.e))
+        oid = der.oid("1.2.840.113549.1.1.1")  # rsaEncryption
+        return der.seq(der.seq(oid, der.null()), der.bitstring(pub))
 
 
 def verify_pkcs1_sha256(n, e, message, signature):

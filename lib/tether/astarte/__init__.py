@@ -10,7 +10,7 @@ frees (6.6 KB of heap on the 64-bit unix port from .mpy; the string is 1.6 KB).
 
 # " name:module " for every name
 _attrs = (
-    " DeviceMqtt:device Interface:interfaces Mapping:iface PropertyFile:properties"
+    " DeviceMqtt:device Interface:interfaces Mapping:model PropertyFile:properties"
     " register_device_with_jwt_token:pairing register_device_with_private_key:pairing"
     " aregister_device_with_jwt_token:pairing aregister_device_with_private_key:pairing"
     " generate_device_id:pairing generate_random_device_id:pairing AstarteError:errors"
@@ -20,7 +20,9 @@ _attrs = (
     " InterfaceNotFoundError:errors JWTGenerationError:errors"
     " PersistencyDirectoryNotFoundError:errors ValidationError:errors "
 )
-_SUBMODULES = " certificate codec device errors iface interfaces pairing profile properties sync "
+_SUBMODULES = (
+    " certificate codec device errors iface interfaces model pairing pem profile properties sync "
+)
 
 
 def __getattr__(name):

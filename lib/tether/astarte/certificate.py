@@ -17,8 +17,8 @@ import os
 
 from tether import log
 from tether.astarte.errors import APIError, AuthorizationError, DeviceAlreadyRegisteredError
+from tether.astarte.pem import creds, native_context, pem_ders, read_ca
 from tether.astarte.properties import makedirs
-from tether.astarte.sync import read_ca
 from tether.compat import MICROPYTHON, build_once, ticks_ms
 
 _log = log.getLogger("astarte")
@@ -48,10 +48,8 @@ class Api:
         return self._ssl
 
     def _new_context(self):
-        if MICROPYTHON and not self.insecure and self.ca:
-            from tether.astarte.sync import native_context
-
-            ctx = native_context(self.ca)
+        if MICROPYTHON and (self.ca or self.insecure):
+            ctx = native_context(self.ca, insecure=self.insecure)
             if ctx is not None:
                 return ctx
         from tether import tlsctx
@@ -148,13 +146,11 @@ class Pairing:
         if self.csr_pem is not None:
             return self.csr_pem
         from tether.csr import make_pem
-        from tether.keys import generate_p256, load_private_key
+        from tether.keys import generate_p256
 
         if self.se_key:
-            from tether.creds import load_signer
-
             key, cert, se = self.se_key
-            k = load_signer(key, se=se, cert=cert)
+            k = creds("key " + key).load_signer(key, se=se, cert=cert)
         elif self.key_pem is None:
             k = generate_p256()
             pem = k.to_pem()
@@ -162,7 +158,7 @@ class Pairing:
             _write(self.key_path, self.key_pem)
             self.counts["keys"] += 1
         else:
-            k = load_private_key(self.key_pem)
+            k = _own_key(self.key_pem)
         csr = make_pem(k, [("CN", self.realm + "/" + self.device_id), ("O", "Devices")])
         self.csr_pem = csr.encode() if isinstance(csr, str) else csr
         _write(self.csr_path, self.csr_pem)
@@ -196,6 +192,26 @@ class Pairing:
         except (KeyError, TypeError):
             raise APIError("transport information without astarte_mqtt_v1.broker_url")
         return parse_broker_url(url)
+
+
+# SEC1 ECPrivateKey as tether.keys.P256Key.to_der writes it: version 1, d (32 bytes), the
+# curve P-256, the public point (65 bytes) last
+_SEC1_HEAD = b"\x30\x77\x02\x01\x01\x04\x20"
+_SEC1_MID = b"\xa0\x0a\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07\xa1\x44\x03\x42\x00"
+
+
+def _own_key(pem):
+    # The key file this module wrote, read without tether.keyload (a board image leaves
+    # the key loaders out: the layout is fixed); any other key goes to load_private_key.
+    from tether.keys import P256Key, load_private_key
+
+    try:
+        b = pem_ders(pem.encode() if isinstance(pem, str) else pem)[0]
+    except (ValueError, IndexError):
+        b = b""
+    if len(b) == 121 and b[:7] == _SEC1_HEAD and b[39:56] == _SEC1_MID:
+        return P256Key(int.from_bytes(b[7:39], "big"), b[56:])
+    return load_private_key(pem)
 
 
 def _time(buf, tag, s, e):
@@ -233,8 +249,6 @@ def _tlv(buf, pos):
 def cert_validity(cert_pem):
     """(not_before, not_after) of a PEM certificate, Unix seconds (ValueError if it does
     not parse)."""
-    from tether.astarte.sync import pem_ders
-
     try:
         buf = pem_ders(cert_pem)[0]
         s = _tlv(buf, 0)[1]  # Certificate

@@ -1,21 +1,21 @@
 """Astarte interface JSON, checked strictly: each error names the interface and the field.
 
-    iface = Interface(json.load(f))          # a tether.astarte.iface.Interface
+    iface = Interface(json.load(f))          # a tether.astarte.model.Interface
     iface = load("/flash/interfaces/org.x.Sensors.json")
 
 The rules are the SDK's (astarte-device-sdk 0.14, mapping.py and interface.py) made
 strict: an unknown key is refused too (a typo such as "allow_unest" would otherwise be
 silently ignored). What is checked here is needed only while reading interfaces: the
-client keeps the run-time objects (tether.astarte.iface) and, on a board, drops this
+client keeps the run-time objects (tether.astarte.model) and, on a board, drops this
 module again (DeviceMqtt reads interfaces through tether.compat.build_once).
 """
 
 from tether.astarte.errors import InterfaceFileDecodeError
-from tether.astarte.iface import QOS
-from tether.astarte.iface import Interface as _Interface
-from tether.astarte.iface import Mapping as _Mapping
+from tether.astarte.model import Interface as _Interface
+from tether.astarte.model import Mapping as _Mapping
 from tether.compat import const
 
+QOS = {"unreliable": 0, "guaranteed": 1, "unique": 2}  # a datastream's reliability
 _MAX_NAME = const(127)
 _MAX_MAPPINGS = const(1024)
 _MAX_LEVELS = const(64)

@@ -4,7 +4,8 @@ resync after CONNACK, the send queue, and the server's messages.
 - pairing_stage(d): tether.astarte.certificate.stage, whose modules (HTTP, PEM/DER, keys,
   CSR) a board drops again before the connection needs the RAM.
 - tls_context(d), CertLife: the MQTT connection's TLS context (native from DER on
-  MicroPython) and the certificate's end for the base's planned reconnect.
+  MicroPython, tether.astarte.pem) and the certificate's end for the base's planned
+  reconnect.
 - after_connack(d): the full resync (SUBSCRIBE QoS 2 consumer/properties and each
   server-owned interface, introspection, emptyCache, every stored device property,
   producer/properties), or, on a persistent session the broker kept (session present) whose
@@ -21,7 +22,7 @@ import asyncio
 from tether import log
 from tether.astarte import codec
 from tether.astarte.errors import InterfaceNotFoundError, ValidationError
-from tether.compat import MICROPYTHON, ticks_diff, ticks_ms, unload_since
+from tether.compat import MICROPYTHON, build_once, ticks_diff, ticks_ms, unload_since
 
 _log = log.getLogger("astarte")
 
@@ -58,31 +59,18 @@ async def pairing_stage(d):
         gc.collect()
 
 
+def _pem(name, *args):
+    # tether.astarte.pem's function `name`, imported when called: on a board the module
+    # does not stay (read_ca below; the base builds each TLS context through build_once,
+    # and the pairing stage drops what it loaded)
+    from tether.astarte import pem
+
+    return getattr(pem, name)(*args)
+
+
 def read_ca(ca):
-    """CA bytes (PEM or DER) from bytes, PEM text or a file path; None stays None."""
-    if ca is None or isinstance(ca, (bytes, bytearray)):
-        return ca
-    if "-----BEGIN" in ca:
-        return ca.encode()
-    with open(ca, "rb") as f:
-        return f.read()
-
-
-def pem_ders(data):
-    """The DER of every PEM block in data (DER bytes as they are); ValueError if corrupt.
-    Without tether.der/certs: on a board the pairing stage and the MQTT context are built
-    from these by the native TLS module alone."""
-    if data[:1] == b"0":
-        return [bytes(data)]
-    from binascii import a2b_base64
-
-    out = []
-    for part in bytes(data).split(b"-----BEGIN ")[1:]:
-        body = part.split(b"-----", 1)[1].split(b"-----END")[0]
-        if b":" in body:  # RFC 1421 headers: an encrypted key, for tlsctx to explain
-            raise ValueError("PEM with headers")
-        out.append(a2b_base64(b"".join(body.split())))
-    return out
+    """CA bytes (PEM or DER) from bytes, PEM text or a file path (tether.astarte.pem)."""
+    return build_once(_pem, "read_ca", ca)
 
 
 class CertLife:
@@ -97,6 +85,8 @@ class CertLife:
 
     def __init__(self, device):
         self.d = device
+        if device._se_key:  # made with the client: refused before the firmware's watchdog
+            _pem("creds", "key " + device._se_key[0])
 
     def mint(self, now):
         left = self.d._cert_left
@@ -108,34 +98,13 @@ class CertLife:
         return None, None
 
 
-def native_context(ca, cert_pem=None, key_pem=None):
-    """MicroPython: a verifying context built from DER by the native TLS module alone (no
-    tlsctx, DER or certificate checks: ~25 KB of code kept off the heap), or None when the
-    PEM does not decode (tlsctx then says what is wrong)."""
-    try:
-        cas = pem_ders(ca)
-        cert = key = None
-        if cert_pem is not None:
-            cert = pem_ders(cert_pem)[0]
-            key = pem_ders(key_pem)[0]
-    except (ValueError, IndexError, TypeError):
-        return None
-    if not cas:
-        return None
-    from tether.cloud.tls import verifying_context
-
-    return verifying_context(cas, cert, key)
-
-
 def tls_context(d):
     """The MQTT connection's context: the CA, the device certificate and its key."""
     if d._se_key:  # the SE05x signs the handshake (boards built with ECDSA_SIGN_ALT)
-        from tether import creds
-
         key, _, se = d._se_key
-        return creds.tls_context(d._ca, d._cert_pem, key, d.ignore_ssl_errors, se)
-    if MICROPYTHON and not d.ignore_ssl_errors and d._ca:
-        ctx = native_context(d._ca, d._cert_pem, d._key_pem)
+        return _pem("creds", key).tls_context(d._ca, d._cert_pem, key, d.ignore_ssl_errors, se)
+    if MICROPYTHON and (d._ca or d.ignore_ssl_errors):
+        ctx = _pem("native_context", d._ca, d._cert_pem, d._key_pem, d.ignore_ssl_errors)
         if ctx is not None:
             return ctx
     from tether import tlsctx
