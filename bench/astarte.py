@@ -277,18 +277,14 @@ def smallest_heap(sim, tmp, lo=48, hi=320, step=8, lib=None):
     script = Path(tmp) / "heap.py"
     script.write_text(HEAP_SCRIPT)
 
-    def ok(kb):
-        return HEAP_DONE in heap_trial(sim, tmp, lib, script, kb)
+    from bench.heapsearch import smallest
 
-    if not ok(hi):
-        return None
-    while hi - lo > step:
-        mid = (lo + hi) // 2
-        if ok(mid) and ok(mid):  # twice: keys, ids and timing vary from run to run
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    def ok(kb):
+        # A pass must pass twice: keys, ids and timing vary from run to run.
+        return all(HEAP_DONE in heap_trial(sim, tmp, lib, script, kb) for _ in range(2))
+
+    # From source the first boot needs more than twice the .mpy figure: hi may double.
+    return smallest(ok, lo, hi, step, grow_to=1024)
 
 
 def run(quick=False, reps=None, connect_only=False):
