@@ -143,13 +143,15 @@ def client_context(cadata=None, cert=None, key=None, insecure=False):
             "no CA certificate: pass cadata (MicroPython has no system store) or insecure=True"
         )
     if MICROPYTHON:
-        return _mp_context(cas, cert, key, insecure)
+        return mp_context(cas, cert, key, insecure)
     from tether import tlshost  # CPython's ssl contexts: a module no board carries
 
     return tlshost.context(cas, cert, key, insecure, _warn)
 
 
-def _mp_context(cas, cert, key, insecure):
+def mp_context(cas, cert, key, insecure):
+    """MicroPython: a context from DER CAs, certificate and key as they are (tether.astarte.pem
+    uses it for an insecure connection without the certificate checks above)."""
     import tls
 
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)

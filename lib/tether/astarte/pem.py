@@ -55,9 +55,9 @@ def native_context(ca, cert_pem=None, key_pem=None, insecure=False):
     except (ValueError, IndexError, TypeError):
         return None
     if insecure:
-        from tether.tlsctx import _mp_context
+        from tether.tlsctx import mp_context
 
-        return _mp_context(cas, cert, key, True)
+        return mp_context(cas, cert, key, True)
     if not cas:
         return None
     from tether.cloud.tls import verifying_context
