@@ -21,7 +21,6 @@ add_library("tether", "..")  # this folder's siblings, whoever includes it
 require("tether", library="tether")
 require("tether-http", library="tether")  # the pairing API
 require("tether-csr", library="tether")  # with tether-keys: the device's key and CSR
-require("tether-encoding", library="tether")  # generate_device_id (base64url)
 require("tether-bson", library="tether")
 require("tether-zlib", library="tether")
 if options.certauth:

@@ -287,6 +287,10 @@ def test_device_ids():
     assert generate_device_id(ns, "AA:BB:CC:DD:EE:FF") == "Vv74Pmn_UYKwW_3eHLOSNw"
     a, b = generate_random_device_id(), generate_random_device_id()
     assert len(a) == 22 and a != b
+    # the URL-safe alphabet, without padding (binascii's "+/" and "=" must not show)
+    from tether.astarte.pairing import _b64id
+
+    assert _b64id(b"\xfb\xff\xbf" + bytes(13)) == "-_-_AAAAAAAAAAAAAAAAAA"
 
 
 def test_broker_urls():

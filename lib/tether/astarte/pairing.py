@@ -33,10 +33,12 @@ _log = log.getLogger("astarte")
 
 
 def _b64id(raw16):
-    from tether.encoding import b64url_encode
+    # base64url without padding, from binascii alone: an Astarte image carries no
+    # tether.encoding (1.6 KB of flash for this one call)
+    from binascii import b2a_base64
 
-    s = b64url_encode(raw16)
-    return s.decode() if isinstance(s, bytes) else s
+    s = b2a_base64(raw16).strip().rstrip(b"=")
+    return s.replace(b"+", b"-").replace(b"/", b"_").decode()
 
 
 def generate_device_id(namespace, unique_data):
